@@ -59,7 +59,7 @@ describe("Container ↔ PVE config mapping", () => {
   });
 
   it("produces schema-valid PVE parameters", () => {
-    const params = { node: "pve1", vmid: 100, ostemplate: rich.template, ...toPveKeys(rich), rootfs: rootfsString(rich.rootfs!), mp0: mountPointString(rich.mountPoints![0]) };
+    const params: Record<string, string | number | undefined> = { node: "pve1", vmid: 100, ostemplate: rich.template, ...toPveKeys(rich), rootfs: rootfsString(rich.rootfs!), mp0: mountPointString(rich.mountPoints![0]) };
     const props = loadSchema("9.1").method("/nodes/{node}/lxc", "POST")!.parameters!.properties;
     expect(validateParams(props, params)).to.equal(undefined);
     expect(params.net0).to.equal("name=eth0,bridge=vmbr0,firewall=1,gw=192.168.1.1,ip=192.168.1.50/24,type=veth");

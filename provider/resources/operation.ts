@@ -1,0 +1,108 @@
+/**
+ * The frame around every provider operation (check, diff, create, read, update, delete):
+ * one place that sets up logging from the stack config, gives each operation a logger
+ * carrying its context (resource type and name, operation, request id, node, vmid),
+ * records per-operation timings, writes the metrics file, builds the API client once per
+ * process, and makes sure no error leaving the provider carries a secret.
+ */
+import { randomUUID } from "node:crypto";
+import { configureLogging, flushLogs, getLogger, metrics, registerSecret, scrubSecrets, type Logger } from "../logging";
+import { PveClient } from "../proxmox/client";
+import { getProviderConfig, type ProviderConfig } from "./registry";
+
+export type OperationName = "check" | "diff" | "create" | "read" | "update" | "delete";
+
+export interface OperationMeta {
+  resourceType: string;
+  operation: OperationName;
+  /** The Pulumi resource name (the SDK passes it as the `resourceName` input). */
+  resourceName?: string;
+  node?: string;
+  vmid?: number | string;
+}
+
+export interface OperationContext {
+  log: Logger;
+  requestId: string;
+  /** The API client for the stack's connection settings, logging with this operation's context. */
+  client(): PveClient;
+  /** Add context (e.g. the vmid once allocated) to every later line of this operation. */
+  bind(fields: Record<string, unknown>): void;
+}
+
+let configuredFrom: string | undefined;
+let cachedClient: { key: string; client: PveClient } | undefined;
+
+function configKey(cfg: Readonly<ProviderConfig>): string {
+  return JSON.stringify(Object.entries(cfg).sort());
+}
+
+/** Logging follows the stack config; re-done only when the config changes. */
+function ensureLogging(cfg: Readonly<ProviderConfig>): void {
+  const key = JSON.stringify([cfg.logLevel, cfg.logFile]);
+  if (configuredFrom === key) return;
+  configureLogging({ level: cfg.logLevel, file: cfg.logFile, base: { component: "provider" } });
+  configuredFrom = key;
+  for (const secret of [cfg.apiToken, cfg.password, cfg.otp]) registerSecret(secret);
+  // The token's secret part alone may also show up (e.g. echoed in an error).
+  if (cfg.apiToken?.includes("=")) registerSecret(cfg.apiToken.slice(cfg.apiToken.lastIndexOf("=") + 1));
+}
+
+/** One client per process and configuration: keeps the ticket and keep-alive connections. */
+export function providerClient(): PveClient {
+  const cfg = getProviderConfig();
+  const key = configKey(cfg);
+  if (!cachedClient || cachedClient.key !== key) {
+    cachedClient = { key, client: PveClient.connect(cfg as Record<string, string | undefined>, { logger: getLogger() }) };
+  }
+  return cachedClient.client;
+}
+
+/** For tests that switch sandboxes inside one process. */
+export function resetProviderClient(): void {
+  cachedClient = undefined;
+}
+
+export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationContext) => Promise<T>): Promise<T> {
+  const cfg = getProviderConfig();
+  ensureLogging(cfg);
+  const requestId = randomUUID().slice(0, 8);
+  const fields: Record<string, unknown> = { resourceType: meta.resourceType, operation: meta.operation, requestId };
+  if (meta.resourceName) fields.resourceName = meta.resourceName;
+  if (meta.node) fields.node = meta.node;
+  if (meta.vmid !== undefined) fields.vmid = meta.vmid;
+  let log = getLogger().child(fields);
+  const ctx: OperationContext = {
+    get log() {
+      return log;
+    },
+    requestId,
+    client: () => providerClient().withLogger(log),
+    bind(extra) {
+      log = log.child(extra);
+    },
+  };
+  const started = Date.now();
+  log.debug("operation started");
+  try {
+    const result = await fn(ctx);
+    const durationMs = Date.now() - started;
+    metrics.recordOperation({ resourceType: meta.resourceType, operation: meta.operation, outcome: "ok", durationMs });
+    log.info({ durationMs }, "operation finished");
+    return result;
+  } catch (err) {
+    const durationMs = Date.now() - started;
+    metrics.recordOperation({ resourceType: meta.resourceType, operation: meta.operation, outcome: "error", durationMs });
+    const message = scrubSecrets(err instanceof Error ? err.message : String(err));
+    log.error({ durationMs, err: { type: (err as Error)?.name, message } }, "operation failed");
+    // A fresh Error: the original may carry request objects with credentials in them.
+    const clean = new Error(message);
+    clean.name = (err as Error)?.name ?? "Error";
+    throw clean;
+  } finally {
+    if (cfg.metricsFile) {
+      await metrics.writeFile(cfg.metricsFile).catch((e: Error) => log.warn({ err: e.message }, "could not write the metrics file"));
+    }
+    flushLogs();
+  }
+}
