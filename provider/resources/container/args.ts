@@ -232,6 +232,8 @@ export const containerArgsSchema = z
     pendingChanges: z.enum(["reboot", "leave"]).default("reboot"),
     adopt: z.boolean().optional(),
     safetySnapshot: z.boolean().optional(),
+    /** Set by the SDK: the Pulumi resource name, for logs. */
+    resourceName: z.string().optional(),
   })
   .strict()
   .superRefine((a, ctx) => {
