@@ -1,0 +1,274 @@
+/**
+ * Streaming upload: POST /nodes/{node}/storage/{storage}/upload (BEHAVIOR.md 6.2).
+ *
+ * PVE's parser wants `multipart/form-data` with a Content-Length (chunked is refused),
+ * the `content`, `checksum-algorithm` and `checksum` parts BEFORE the file part, and the
+ * file part named `filename`. The body is therefore a stream of [preamble, file, epilogue]
+ * whose length is known up front; the file is never held in memory.
+ *
+ * Checksum: sha256 is computed in a first streaming pass so it can go in the preamble and
+ * PVE's imgcopy task verifies what it received (`checksum mismatch` otherwise). Computing
+ * it on the fly is not possible because the parts before the file need it; the alternative
+ * (no checksum, compare afterwards) gives the server no way to reject a corrupted upload.
+ * Callers who know the checksum (e.g. from a registry) pass it and skip the pass.
+ *
+ * Transport: axios with a stream body, `maxRedirects: 0` (so follow-redirects, which
+ * buffers bodies for replay, is not used) and no upload-progress hook (which would wrap the
+ * stream); axios' http adapter then pipes the stream into the request with backpressure.
+ * The test in test/proxmox/upload.test.ts measures the RSS of a 1 GiB upload.
+ *
+ * Retries: a reset or gateway error is ambiguous — the server may have received it all.
+ * Before sending again the client looks for an `imgcopy` task it started since the first
+ * attempt (waits for it), and for the volid with the file's size created since then; only
+ * when neither is there is the file sent again (whole upload; PVE has no resume).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as crypto from "node:crypto";
+import { Readable } from "node:stream";
+import type { PveClient } from "./client";
+import { metrics, scrubSecrets, type Logger } from "../logging";
+import { errorFromResponse, PveApiError, PveConnectionError, PveTlsError, PveValidationError } from "./errors";
+import { backoffDelay, RETRY_STATUSES, sleep, transportKind } from "./retry";
+import type { TaskResult, WaitOptions } from "./tasks";
+import { wirePath } from "./encode";
+import { isUpid } from "./upid";
+
+export type ChecksumAlgorithm = "md5" | "sha1" | "sha224" | "sha256" | "sha384" | "sha512";
+
+export interface UploadProgress {
+  bytes: number;
+  total: number;
+  /** Average bytes/s since this attempt began. */
+  rateBps: number;
+  attempt: number;
+}
+
+export interface UploadOptions {
+  node: string;
+  storage: string;
+  content: "vztmpl" | "iso" | "import";
+  /** Local file to send. */
+  filePath: string;
+  /** Name on the storage (default: the file's basename). PVE normalises it. */
+  filename?: string;
+  /** Known checksum (skips the hashing pass), or false to send none. Default: sha256 computed. */
+  checksum?: { algorithm: ChecksumAlgorithm; value: string } | false;
+  onProgress?: (p: UploadProgress) => void;
+  /** Wait for the imgcopy task (default true). */
+  wait?: boolean;
+  waitOptions?: Omit<WaitOptions, "logger">;
+  logger?: Logger;
+  /** Whole-upload attempts (default 3). */
+  maxAttempts?: number;
+  /** Per-attempt timeout (ms); default none (large files on slow links). */
+  timeoutMs?: number;
+}
+
+export interface UploadResult {
+  volid: string;
+  size: number;
+  checksum?: { algorithm: ChecksumAlgorithm; value: string };
+  upid?: string;
+  task?: TaskResult;
+  attempts: number;
+  durationMs: number;
+  /** True when a lost answer was resolved by finding the finished upload. */
+  verifiedAfterFailure?: boolean;
+}
+
+/** PVE's filename normalisation (path stripped, other chars → `_`). */
+export function normalizeUploadFilename(name: string): string {
+  return path.basename(name).replace(/[^A-Za-z0-9_.-]/g, "_");
+}
+
+export async function sha256File(filePath: string, algorithm: ChecksumAlgorithm = "sha256"): Promise<string> {
+  const h = crypto.createHash(algorithm);
+  for await (const chunk of fs.createReadStream(filePath, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
+/** The multipart framing around the file. */
+export function multipartFraming(boundary: string, fields: Array<[string, string]>, filename: string): { preamble: Buffer; epilogue: Buffer } {
+  let pre = "";
+  for (const [name, value] of fields) {
+    pre += `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+  }
+  pre += `--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename.replace(/"/g, "_")}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+  return { preamble: Buffer.from(pre, "utf8"), epilogue: Buffer.from(`\r\n--${boundary}--\r\n`, "utf8") };
+}
+
+export async function uploadFile(client: PveClient, o: UploadOptions): Promise<UploadResult> {
+  const log = (o.logger ?? client.log).child({ op: "upload", storage: o.storage, node: o.node });
+  const started = Date.now();
+  const st = await fs.promises.stat(o.filePath).catch((e: Error) => {
+    throw new PveValidationError(
+      { method: "POST", endpoint: "/nodes/{node}/storage/{storage}/upload", path: `/nodes/${o.node}/storage/${o.storage}/upload`, errors: { filePath: `cannot read '${o.filePath}': ${e.message}` } },
+      "Pass the path of an existing, readable file.",
+    );
+  });
+  const size = st.size;
+  const filename = normalizeUploadFilename(o.filename ?? o.filePath);
+  const volid = `${o.storage}:${o.content}/${filename}`;
+
+  let checksum: UploadResult["checksum"];
+  if (o.checksum === undefined) {
+    const t = Date.now();
+    checksum = { algorithm: "sha256", value: await sha256File(o.filePath) };
+    log.debug({ ms: Date.now() - t, size }, "upload checksum computed");
+  } else if (o.checksum) checksum = o.checksum;
+
+  const apiPath = `/nodes/${o.node}/storage/${o.storage}/upload`;
+  const fields: Array<[string, string]> = [["content", o.content]];
+  if (checksum) fields.push(["checksum-algorithm", checksum.algorithm], ["checksum", checksum.value]);
+  // Validate everything (file name included) against the schema before sending a byte.
+  const { template } = await client.prepare("POST", apiPath, { ...Object.fromEntries(fields), filename });
+  if (!/\.(tar|tar\.gz|tar\.xz|tar\.zst|tar\.bz2)$/i.test(filename) && o.content === "vztmpl") {
+    throw new PveValidationError(
+      { method: "POST", endpoint: template, path: apiPath, errors: { filename: "wrong file extension" } },
+      "CT templates must end in .tar, .tar.gz, .tar.xz, .tar.zst or .tar.bz2 (.tgz is not accepted, BEHAVIOR.md 6.1).",
+    );
+  }
+
+  const { http, auth } = client.internals;
+  const maxAttempts = o.maxAttempts ?? 3;
+  const sinceSec = Math.floor(client.serverNow() / 1000) - 2;
+  let reauthed = false;
+  let ambiguous = false;
+  let lastErr: Error | undefined;
+  let totalOut = 0;
+
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    if (ambiguous) {
+      // The previous attempt may have landed: look before sending 1 GiB again.
+      const done = await findCompletedUpload(client, o, volid, size, sinceSec, log);
+      if (done) {
+        const res = { volid, size, checksum, attempts: attempt - 1, durationMs: Date.now() - started, verifiedAfterFailure: true, ...done };
+        record(template, "verified", started, 0, totalOut, attempt - 1);
+        return res;
+      }
+    }
+    const boundary = `----pve-lxc-${crypto.randomBytes(12).toString("hex")}`;
+    const { preamble, epilogue } = multipartFraming(boundary, fields, filename);
+    const contentLength = preamble.length + size + epilogue.length;
+    const attemptStart = Date.now();
+    let sent = 0;
+    let lastReport = 0;
+    const report = (final = false) => {
+      if (!o.onProgress) return;
+      const now = Date.now();
+      if (!final && now - lastReport < 200) return;
+      lastReport = now;
+      const secs = Math.max(0.001, (now - attemptStart) / 1000);
+      o.onProgress({ bytes: sent, total: size, rateBps: sent / secs, attempt });
+    };
+    const filePath = o.filePath;
+    async function* body() {
+      yield preamble;
+      for await (const chunk of fs.createReadStream(filePath, { highWaterMark: 256 * 1024 })) {
+        sent += (chunk as Buffer).length;
+        report();
+        yield chunk as Buffer;
+      }
+      yield epilogue;
+    }
+    const stream = Readable.from(body(), { objectMode: false, highWaterMark: 256 * 1024 });
+    let res;
+    try {
+      const headers = { ...(await auth.headers("POST")), "Content-Type": `multipart/form-data; boundary=${boundary}`, "Content-Length": String(contentLength) };
+      res = await http.request<string>({
+        method: "POST",
+        url: wirePath(apiPath),
+        data: stream,
+        headers,
+        timeout: o.timeoutMs ?? 0,
+        maxBodyLength: Infinity,
+        maxRedirects: 0,
+      });
+      totalOut += sent;
+    } catch (e) {
+      stream.destroy();
+      totalOut += sent;
+      if (e instanceof PveApiError) throw e;
+      const err = e as { code?: string; message?: string; cause?: { code?: string } };
+      const code = err.code ?? err.cause?.code;
+      const kind = transportKind({ code, message: err.message });
+      const detail = scrubSecrets(`${code ?? "error"}: ${err.message}`);
+      if (kind === "tls") throw new PveTlsError({ method: "POST", endpoint: template, path: apiPath, status: 0, pveMessage: detail }, `TLS check failed for the upload: ${detail}`);
+      log.warn({ attempt, sent, size, error: detail }, "upload attempt failed");
+      lastErr = new PveConnectionError({ method: "POST", endpoint: template, path: apiPath }, code, `${detail} after ${sent} of ${size} bytes`);
+      if (kind === "other") break;
+      ambiguous = kind === "ambiguous";
+      await sleep(backoffDelay(attempt, 200, 5000));
+      continue;
+    }
+    report(true);
+    const text = typeof res.data === "string" ? res.data : "";
+    let json: { data?: unknown; message?: string; errors?: Record<string, string> } | undefined;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (res.status >= 200 && res.status < 300 && isUpid(json?.data)) {
+      const upid = json!.data as string;
+      const secs = (Date.now() - attemptStart) / 1000;
+      log.debug({ size, secs, mibPerSec: Math.round(size / 1048576 / Math.max(secs, 0.001)), attempt }, "upload sent");
+      record(template, res.status, started, text.length, totalOut, attempt - 1);
+      if (o.wait === false) return { volid, size, checksum, upid, attempts: attempt, durationMs: Date.now() - started };
+      const task = await client.tasks.wait(upid, { ...(o.waitOptions ?? {}), logger: o.logger });
+      return { volid, size, checksum, upid, task, attempts: attempt, durationMs: Date.now() - started };
+    }
+    const init = { method: "POST", endpoint: template, path: apiPath, status: res.status, reason: res.statusText, pveMessage: json?.message ?? res.statusText, errors: json?.errors };
+    if (res.status === 401 && !reauthed && (await auth.refreshAfter401())) {
+      reauthed = true;
+      attempt--;
+      continue;
+    }
+    if (RETRY_STATUSES.has(res.status)) {
+      lastErr = errorFromResponse(init, auth.principal);
+      ambiguous = true;
+      await sleep(backoffDelay(attempt, 200, 5000));
+      continue;
+    }
+    record(template, res.status, started, text.length, totalOut, attempt - 1);
+    throw errorFromResponse(init, auth.principal);
+  }
+  record(template, "error", started, 0, totalOut, maxAttempts - 1);
+  throw lastErr ?? new Error("upload failed");
+}
+
+function record(endpoint: string, status: number | string, started: number, bytesIn: number, bytesOut: number, retries: number) {
+  metrics.recordApiCall({ endpoint, method: "POST", status, durationMs: Date.now() - started, bytesIn, bytesOut, retries });
+}
+
+/**
+ * After an ambiguous failure: an imgcopy task we started (waited for), or the volid with
+ * the right size created since the upload began. Undefined → send again.
+ */
+async function findCompletedUpload(
+  client: PveClient,
+  o: UploadOptions,
+  volid: string,
+  size: number,
+  sinceSec: number,
+  log: Logger,
+): Promise<{ upid?: string; task?: TaskResult } | undefined> {
+  const upid = await client.tasks.findRecent(o.node, { type: "imgcopy", id: "", sinceSec }, log);
+  if (upid) {
+    log.info({ upid }, "upload answer was lost, but its imgcopy task exists; waiting for it");
+    try {
+      const task = await client.tasks.wait(upid, { ...(o.waitOptions ?? {}), logger: o.logger });
+      return { upid, task };
+    } catch (e) {
+      log.warn({ upid, error: (e as Error).message }, "the earlier upload's task failed; uploading again");
+      return undefined;
+    }
+  }
+  const item = await client.storage.findVolume(o.node, volid, { logger: log });
+  if (item && item.size === size && (item.ctime === undefined || item.ctime >= sinceSec)) {
+    log.info({ volid }, "upload answer was lost, but the volume is there with the right size");
+    return {};
+  }
+  return undefined;
+}
