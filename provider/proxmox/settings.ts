@@ -103,7 +103,9 @@ export function parseEndpoint(raw: string): { baseUrl: string; host: string; por
   if (url.search || url.hash) throw err("must not contain a query or fragment");
   const p = url.pathname.replace(/\/+$/, "");
   if (p !== "" && p !== "/api2/json") throw err(`has an unexpected path '${url.pathname}' (only /api2/json is allowed)`);
-  const port = url.port ? Number(url.port) : 8006;
+  // URL drops a default port (`:443`), so look at the text for an explicit one.
+  const explicit = /^https:\/\/(?:\[[^\]]+\]|[^/:?#]+):(\d+)/i.exec(raw.trim());
+  const port = explicit ? Number(explicit[1]) : 8006;
   const host = url.hostname;
   const hostForUrl = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
   return { baseUrl: `https://${hostForUrl}:${port}/api2/json`, host: host.replace(/^\[|\]$/g, ""), port };
