@@ -1,0 +1,103 @@
+/**
+ * Layer decompression and template compression.
+ *
+ * - gzip: node's zlib.
+ * - zstd decompression: node's zlib when it has zstd (Node >= 22.15), else the pure-JS
+ *   `fzstd` (Node 20 has no zstd; fzstd is small, maintained, dependency-free and streams).
+ * - zstd compression: node's zlib when available, else the `zstd` binary (multi-threaded,
+ *   fast, and present on every PVE host, which itself writes .tar.zst templates with it).
+ *   No npm package compresses zstd as a stream without a native build or a prebuilt
+ *   download, which this project's installs cannot rely on.
+ */
+import * as zlib from "node:zlib";
+import { spawn } from "node:child_process";
+import { Duplex, PassThrough, Transform, TransformCallback } from "node:stream";
+import { Decompress as FzstdDecompress } from "fzstd";
+import { OciError } from "./errors";
+
+export type DetectedCompression = "none" | "gzip" | "zstd";
+
+/** Identifies a layer's compression from its first bytes (media types are not always honest). */
+export function sniffCompression(head: Buffer): DetectedCompression | "xz" | "bzip2" {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return "zstd";
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return "xz";
+  if (head.length >= 3 && head.toString("latin1", 0, 3) === "BZh") return "bzip2";
+  return "none";
+}
+
+type ZlibWithZstd = typeof zlib & {
+  createZstdDecompress?: () => Transform;
+  createZstdCompress?: (opts?: unknown) => Transform;
+  constants: typeof zlib.constants & { ZSTD_c_compressionLevel?: number; ZSTD_c_nbWorkers?: number };
+};
+const z = zlib as ZlibWithZstd;
+
+class FzstdTransform extends Transform {
+  private readonly d: FzstdDecompress;
+  constructor() {
+    super();
+    this.d = new FzstdDecompress((chunk: Uint8Array) => {
+      this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.d.push(chunk);
+      cb();
+    } catch (err) {
+      cb(new OciError("HOSTILE_LAYER", `zstd data is corrupt: ${(err as Error).message}`));
+    }
+  }
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.d.push(new Uint8Array(0), true);
+      cb();
+    } catch (err) {
+      cb(new OciError("HOSTILE_LAYER", `zstd data is corrupt or truncated: ${(err as Error).message}`));
+    }
+  }
+}
+
+export function createDecompressor(c: DetectedCompression): Transform {
+  switch (c) {
+    case "gzip":
+      return zlib.createGunzip();
+    case "zstd":
+      return z.createZstdDecompress ? z.createZstdDecompress() : new FzstdTransform();
+    case "none":
+      return new PassThrough();
+  }
+}
+
+export type OutputCompression = "gzip" | "zstd";
+
+/** A compressor for template output. The zstd binary is only needed on Node without zstd. */
+export function createCompressor(c: OutputCompression): Duplex {
+  if (c === "gzip") return zlib.createGzip({ level: 6 });
+  if (z.createZstdCompress) {
+    return z.createZstdCompress({ params: { [z.constants.ZSTD_c_compressionLevel!]: 3 } });
+  }
+  return zstdProcess();
+}
+
+/** `zstd -3 -T0 -c` as a Duplex: stdin in, stdout out, a clear error if it is missing. */
+function zstdProcess(): Duplex {
+  const child = spawn("zstd", ["-q", "-3", "-T0", "-c"], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
+  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  child.on("error", (err: NodeJS.ErrnoException) => {
+    duplex.destroy(
+      err.code === "ENOENT"
+        ? new OciError("MISSING_TOOL", "zstd compression needs the 'zstd' program on this Node version: install it (apt-get install zstd) or use compression 'gzip'")
+        : err,
+    );
+  });
+  child.on("close", (code) => {
+    if (code !== 0 && code !== null) duplex.destroy(new Error(`zstd exited with code ${code}: ${stderr.trim()}`));
+  });
+  return duplex;
+}

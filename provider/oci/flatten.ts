@@ -1,0 +1,444 @@
+/**
+ * Flattens image layers into one rootfs tar stream without unpacking to disk.
+ *
+ * Pass 1 reads only headers, top layer to bottom, and decides for every entry whether it
+ * survives (image-spec "Applying Changesets": whiteouts `.wh.<name>`, opaque markers
+ * `.wh..wh..opq`, later layers replacing earlier paths). Pass 2 streams the layers bottom
+ * to top and writes the survivors, so each body is copied once, directories come before
+ * their contents, and a hardlink always follows its target.
+ *
+ * Memory is a few small records per path (the surviving tree's shape), never file data.
+ *
+ * Hostile input policy:
+ *  - a path or hardlink target escaping the root with `..` refuses the image;
+ *  - absolute paths are made relative (GNU tar does the same);
+ *  - an entry beneath a symlink or file turns that path into a directory (the symlink is
+ *    dropped), so nothing is ever written through a link;
+ *  - hardlinks to something not earlier in the same layer are dropped with a warning;
+ *  - char/block devices are dropped by default (containers cannot create them anyway);
+ *  - entry count and total size are capped.
+ */
+import { OciError } from "./errors";
+import { LayerFile, openLayer } from "./layer";
+import { TAR_END, TarEntry, TarHeader, encodeHeader, padding, readTar } from "./tar";
+
+export interface FlattenOptions {
+  /** Total entries over all layers (default 1,000,000). */
+  maxEntries?: number;
+  /** Total uncompressed file bytes over all layers (default 64 GiB). */
+  maxBytes?: number;
+  /** Character/block device nodes: dropped (default), kept, or an error. */
+  devices?: "drop" | "keep" | "error";
+  /** Compressed bytes read, per pass; `total` is the sum of layer sizes. */
+  onProgress?: (phase: "scan" | "write", done: number, total: number) => void;
+  warn?: (message: string) => void;
+}
+
+export interface FlattenStats {
+  entriesRead: number;
+  entriesWritten: number;
+  bytesWritten: number;
+  warnings: string[];
+}
+
+type Kind = "dir" | "nondir";
+
+interface DirMeta {
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  mtime: number;
+  xattrs?: Map<string, Buffer>;
+}
+
+/** What layers above the one being scanned left at a path. */
+interface PathState {
+  kind: "dir" | "implied" | "nondir" | "whiteout";
+  opaque?: boolean;
+  meta?: DirMeta;
+  /** The entry currently chosen to emit this directory (moved down to the lowest layer). */
+  emitter?: { layer: number; k: number };
+}
+
+interface Override {
+  name?: string;
+  linkname?: string;
+  meta?: DirMeta;
+}
+
+interface LayerPlan {
+  emit: Uint8Array;
+  overrides: Map<number, Override>;
+}
+
+/** Scanned entry (pass 1, current layer only). */
+interface Scanned {
+  path: string;
+  kind: Kind | "whiteout" | "opaque" | "skip";
+  isLink?: boolean;
+  linkRoot?: number;
+  meta?: DirMeta;
+}
+
+const WH = ".wh.";
+const OPAQUE = ".wh..wh..opq";
+
+/** Normalises a tar path to a root-relative form ("" is the root). Throws if it escapes. */
+export function normalizePath(raw: string, what: string): string {
+  const out: string[] = [];
+  for (const part of raw.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (!out.length) throw new OciError("HOSTILE_LAYER", `${what}: path '${raw}' escapes the root filesystem; refusing the image`);
+      out.pop();
+    } else out.push(part);
+  }
+  return out.join("/");
+}
+
+function parentOf(p: string): string {
+  const i = p.lastIndexOf("/");
+  return i < 0 ? "" : p.slice(0, i);
+}
+
+/** Proper ancestors of p, nearest first, excluding the root. */
+function* ancestors(p: string): Generator<string> {
+  for (let i = p.lastIndexOf("/"); i > 0; i = p.lastIndexOf("/", i - 1)) yield p.slice(0, i);
+}
+
+function metaOf(h: TarHeader): DirMeta {
+  return { mode: h.mode, uid: h.uid, gid: h.gid, uname: h.uname, gname: h.gname, mtime: h.mtime, xattrs: h.xattrs };
+}
+
+function outName(p: string, dir: boolean): string {
+  if (p === "") return "./";
+  return dir ? `./${p}/` : `./${p}`;
+}
+
+export class Flattener {
+  readonly stats: FlattenStats = { entriesRead: 0, entriesWritten: 0, bytesWritten: 0, warnings: [] };
+  private readonly plans: LayerPlan[] = [];
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private totalBytes = 0;
+  private readonly total: number;
+
+  constructor(private readonly layers: LayerFile[], private readonly opts: FlattenOptions = {}) {
+    this.maxEntries = opts.maxEntries ?? 1_000_000;
+    this.maxBytes = opts.maxBytes ?? 64 * 1024 ** 3;
+    this.total = layers.reduce((s, l) => s + l.size, 0);
+  }
+
+  private warn(msg: string): void {
+    if (this.stats.warnings.length < 100) this.stats.warnings.push(msg);
+    this.opts.warn?.(msg);
+  }
+
+  /** The rootfs tar: pass 1 over all layers, then pass 2 streaming survivors. */
+  async *tar(): AsyncGenerator<Buffer> {
+    await this.scanAll();
+    yield* this.writeAll();
+  }
+
+  // ------------------------------------------------------------------ pass 1
+
+  async scanAll(): Promise<void> {
+    const state = new Map<string, PathState>();
+    let done = 0;
+    for (let li = this.layers.length - 1; li >= 0; li--) {
+      const layer = this.layers[li];
+      const entries = await this.scanLayer(layer, (n) => {
+        done += n;
+        this.opts.onProgress?.("scan", done, this.total);
+      });
+      this.plans[li] = this.decideLayer(li, entries, state);
+    }
+  }
+
+  private async scanLayer(layer: LayerFile, onBytes: (n: number) => void): Promise<Scanned[]> {
+    const what = `layer ${layer.digest}`;
+    const out: Scanned[] = [];
+    /** Last index so far at each path (hardlink targets resolve against it). */
+    const current = new Map<string, number>();
+    for await (const entry of readTar(openLayer(layer, { verify: true, onCompressedBytes: onBytes }))) {
+      const h = entry.header;
+      if (++this.stats.entriesRead > this.maxEntries) {
+        throw new OciError("LIMIT_EXCEEDED", `${what}: the image has more than ${this.maxEntries} entries (limit maxEntries); refusing it`);
+      }
+      if (h.type === "file") {
+        this.totalBytes += h.size;
+        if (this.totalBytes > this.maxBytes) {
+          throw new OciError("LIMIT_EXCEEDED", `${what}: the image's files add up to more than ${this.maxBytes} bytes (limit maxBytes); refusing it`);
+        }
+      }
+      const p = normalizePath(h.name, what);
+      const base = p.slice(p.lastIndexOf("/") + 1);
+      const k = out.length;
+      if (base.startsWith(WH)) {
+        if (base === OPAQUE) out.push({ path: parentOf(p), kind: "opaque" });
+        else if (base.startsWith(WH + WH)) out.push({ path: p, kind: "skip" }); // other aufs metadata
+        else {
+          const name = base.slice(WH.length);
+          if (name === "" || name === "." || name === "..") {
+            this.warn(`${what}: ignoring meaningless whiteout '${h.name}'`);
+            out.push({ path: p, kind: "skip" });
+          } else {
+            const parent = parentOf(p);
+            out.push({ path: parent ? `${parent}/${name}` : name, kind: "whiteout" });
+          }
+        }
+        continue;
+      }
+      if (p === "" && h.type !== "dir") {
+        this.warn(`${what}: ignoring non-directory entry for the root ('${h.name}')`);
+        out.push({ path: p, kind: "skip" });
+        continue;
+      }
+      if (h.type === "char" || h.type === "block") {
+        const policy = this.opts.devices ?? "drop";
+        if (policy === "error") throw new OciError("HOSTILE_LAYER", `${what}: device node '${h.name}' is not allowed (option devices)`);
+        if (policy === "drop") {
+          this.warn(`${what}: dropped device node '${h.name}'`);
+          out.push({ path: p, kind: "skip" });
+          continue;
+        }
+      }
+      const s: Scanned = { path: p, kind: h.type === "dir" ? "dir" : "nondir" };
+      if (h.type === "dir") s.meta = metaOf(h);
+      if (h.type === "link") {
+        const target = normalizePath(h.linkname, `${what}: hardlink '${h.name}'`);
+        const ti = current.get(target);
+        const t = ti === undefined ? undefined : out[ti];
+        if (!t || t.kind !== "nondir") {
+          this.warn(`${what}: dropped hardlink '${h.name}' -> '${h.linkname}': the target is not a file earlier in the same layer`);
+          out.push({ path: p, kind: "skip" });
+          continue;
+        }
+        s.isLink = true;
+        s.linkRoot = t.linkRoot ?? ti!;
+      }
+      current.set(p, k);
+      out.push(s);
+    }
+    return out;
+  }
+
+  /** Liveness within the layer, visibility against upper layers, then merge into state. */
+  private decideLayer(li: number, entries: Scanned[], state: Map<string, PathState>): LayerPlan {
+    const n = entries.length;
+    const plan: LayerPlan = { emit: new Uint8Array(n), overrides: new Map() };
+    // --- within-layer liveness: the later of two conflicting entries wins.
+    const lastAt = new Map<string, number>();
+    const lastNondirAt = new Map<string, number>();
+    const lastBelow = new Map<string, number>();
+    const dirRunStart = new Map<string, number>();
+    const runStartOf = new Int32Array(n).fill(-1);
+    for (let k = 0; k < n; k++) {
+      const e = entries[k];
+      if (e.kind === "skip") continue;
+      for (const a of ancestors(e.path)) lastBelow.set(a, k);
+      if (e.kind === "opaque") {
+        if (e.path) lastBelow.set(e.path, k);
+        continue;
+      }
+      if (e.kind === "whiteout") continue;
+      lastAt.set(e.path, k);
+      if (e.kind === "nondir") {
+        lastNondirAt.set(e.path, k);
+        dirRunStart.delete(e.path);
+      } else {
+        if (!dirRunStart.has(e.path)) dirRunStart.set(e.path, k);
+        runStartOf[k] = dirRunStart.get(e.path)!;
+      }
+    }
+    const live = new Uint8Array(n);
+    for (let k = 0; k < n; k++) {
+      const e = entries[k];
+      if (e.kind !== "dir" && e.kind !== "nondir") continue;
+      if (lastAt.get(e.path) !== k) continue;
+      let ok = true;
+      for (const a of ancestors(e.path)) {
+        if ((lastNondirAt.get(a) ?? -1) > k) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok && e.kind === "nondir" && (lastBelow.get(e.path) ?? -1) > k) {
+        this.warn(`layer ${this.layers[li].digest}: '${e.path}' is replaced by a directory because later entries are beneath it`);
+        ok = false;
+      }
+      if (ok) live[k] = 1;
+    }
+    // --- visibility against the layers above
+    const visible = new Uint8Array(n);
+    const emitAt = (k: number, meta?: DirMeta) => {
+      plan.emit[k] = 1;
+      if (meta) plan.overrides.set(k, { ...plan.overrides.get(k), meta });
+    };
+    for (let k = 0; k < n; k++) {
+      if (!live[k]) continue;
+      const e = entries[k];
+      let hidden = false;
+      for (const a of ancestors(e.path)) {
+        const s = state.get(a);
+        if (s && (s.kind === "nondir" || s.kind === "whiteout" || s.opaque)) {
+          hidden = true;
+          break;
+        }
+      }
+      if (!hidden && e.path !== "" && state.get("")?.opaque) hidden = true;
+      if (hidden) continue;
+      const s = state.get(e.path);
+      if (!s) visible[k] = 1;
+      else if (s.kind === "implied") visible[k] = e.kind === "dir" ? 1 : 0;
+      else if (s.kind === "dir" && e.kind === "dir") {
+        // The upper directory's metadata wins, but it is written here, below, so it
+        // precedes this layer's contents of the directory.
+        visible[k] = 1;
+        if (s.emitter) this.plans[s.emitter.layer].emit[s.emitter.k] = 0;
+      }
+      if (!visible[k]) continue;
+      if (e.kind === "dir") {
+        const start = runStartOf[k] >= 0 ? runStartOf[k] : k;
+        const upper = s?.kind === "dir" ? s.meta : undefined;
+        const meta = upper ?? (start !== k ? e.meta : undefined);
+        emitAt(start, meta);
+        if (s?.kind === "dir") s.emitter = { layer: li, k: start };
+      } else if (!e.isLink) emitAt(k);
+    }
+    // --- hardlinks: link to the root if it survives, else the first surviving link
+    //     carries the content (at the root's position, so it still precedes the others).
+    const groups = new Map<number, number[]>();
+    for (let k = 0; k < n; k++) {
+      const e = entries[k];
+      if (e.isLink && visible[k]) {
+        const g = groups.get(e.linkRoot!);
+        if (g) g.push(k);
+        else groups.set(e.linkRoot!, [k]);
+      }
+    }
+    for (const [root, links] of groups) {
+      let carrier = entries[root].path;
+      let rest = links;
+      if (!visible[root]) {
+        carrier = entries[links[0]].path;
+        plan.emit[root] = 1;
+        plan.overrides.set(root, { name: carrier });
+        rest = links.slice(1);
+      }
+      for (const k of rest) {
+        plan.emit[k] = 1;
+        plan.overrides.set(k, { linkname: carrier });
+      }
+    }
+    // --- merge this layer into the state seen by the layers below
+    for (let k = 0; k < n; k++) {
+      const e = entries[k];
+      if (e.kind === "skip") continue;
+      if ((e.kind === "dir" || e.kind === "nondir") && !live[k]) continue;
+      const s = state.get(e.path);
+      if (e.kind === "opaque") {
+        if (!s) state.set(e.path, { kind: "implied", opaque: true });
+        else if (s.kind === "dir" || s.kind === "implied") s.opaque = true;
+      } else if (e.kind === "whiteout" || e.kind === "nondir") {
+        if (!s) state.set(e.path, { kind: e.kind });
+        else if (s.kind === "dir" || s.kind === "implied") s.opaque = true;
+      } else if (e.kind === "dir") {
+        if (!s) state.set(e.path, { kind: "dir", meta: e.meta, emitter: visible[k] ? { layer: li, k: runStartOf[k] >= 0 ? runStartOf[k] : k } : undefined });
+        else if (s.kind === "implied") {
+          s.kind = "dir";
+          s.meta = e.meta;
+          s.emitter = visible[k] ? { layer: li, k: runStartOf[k] >= 0 ? runStartOf[k] : k } : undefined;
+        }
+      }
+      for (const a of ancestors(e.path)) {
+        if (!state.has(a)) state.set(a, { kind: "implied" });
+      }
+    }
+    return plan;
+  }
+
+  // ------------------------------------------------------------------ pass 2
+
+  private async *writeAll(): AsyncGenerator<Buffer> {
+    const emittedDirs = new Set<string>([""]);
+    const emittedNondirs = new Set<string>();
+    let done = 0;
+    for (let li = 0; li < this.layers.length; li++) {
+      const layer = this.layers[li];
+      const plan = this.plans[li];
+      let k = -1;
+      const input = openLayer(layer, {
+        onCompressedBytes: (n) => {
+          done += n;
+          this.opts.onProgress?.("write", done, this.total);
+        },
+      });
+      for await (const entry of readTar(input)) {
+        k++;
+        if (!plan.emit[k]) continue;
+        yield* this.writeEntry(entry, plan.overrides.get(k), layer, emittedDirs, emittedNondirs);
+      }
+      if (k + 1 !== plan.emit.length) {
+        throw new OciError("HOSTILE_LAYER", `layer ${layer.digest} changed between the two passes (${plan.emit.length} entries, then ${k + 1})`);
+      }
+    }
+    yield TAR_END;
+  }
+
+  private async *writeEntry(entry: TarEntry, ov: Override | undefined, layer: LayerFile, dirs: Set<string>, nondirs: Set<string>): AsyncGenerator<Buffer> {
+    const h = entry.header;
+    const what = `layer ${layer.digest}`;
+    const p = ov?.name ?? normalizePath(h.name, what);
+    const isDir = h.type === "dir";
+    // Parents first; one that is not a directory would mean writing through a link.
+    const missing: string[] = [];
+    for (const a of ancestors(p)) {
+      if (dirs.has(a)) break;
+      if (nondirs.has(a)) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' would be written beneath non-directory '${a}'`);
+      missing.push(a);
+    }
+    for (let i = missing.length - 1; i >= 0; i--) {
+      dirs.add(missing[i]);
+      yield this.header({ ...h, name: outName(missing[i], true), type: "dir", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: 0, linkname: "", devmajor: 0, devminor: 0, xattrs: undefined });
+    }
+    const meta = ov?.meta;
+    const out: TarHeader = {
+      ...h,
+      ...(meta ?? {}),
+      name: outName(p, isDir),
+      xattrs: meta ? meta.xattrs : h.xattrs,
+    };
+    if (h.type === "link") {
+      const target = ov?.linkname ?? normalizePath(h.linkname, what);
+      if (!nondirs.has(target)) throw new OciError("HOSTILE_LAYER", `${what}: hardlink '${p}' -> '${target}' whose target was not written`);
+      out.linkname = outName(target, false);
+    }
+    if (isDir) {
+      dirs.add(p);
+      nondirs.delete(p);
+    } else {
+      if (dirs.has(p)) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' replaces a directory already written`);
+      nondirs.add(p);
+    }
+    yield this.header(out);
+    if (h.type === "file") {
+      let n = 0;
+      for await (const chunk of entry.body()) {
+        n += chunk.length;
+        yield chunk;
+      }
+      if (n !== h.size) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' body has ${n} bytes, header says ${h.size}`);
+      this.stats.bytesWritten += n;
+      const pad = padding(n);
+      if (pad) yield Buffer.alloc(pad);
+    }
+  }
+
+  private header(h: TarHeader): Buffer {
+    this.stats.entriesWritten++;
+    return encodeHeader(h);
+  }
+}
