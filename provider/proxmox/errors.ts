@@ -238,9 +238,11 @@ export function errorFromResponse(
   if (init.status === 403) return new PvePermissionError(init, principal);
   if (/detected modified configuration - file changed by other user/.test(text)) return new PveConfigChangedError(init);
   if (LOCK_RES.some((r) => r.test(text))) return new PveLockedError(init);
+  // Before the parameter check: PVE reports some lookups as 400s on a key
+  // (`{"upid":"no such task"}`, `{"storage":"No such storage."}`, BEHAVIOR.md 3.3, 8.5).
+  if (NOT_FOUND_RES.some((r) => r.test(text))) return new PveNotFoundError(init);
   if (init.status === 400 && init.errors) {
     return new PveParameterError(init, `Proxmox VE refused the parameters of ${init.method} ${init.path}:${formatParamErrors(init.errors)}`);
   }
-  if (NOT_FOUND_RES.some((r) => r.test(text))) return new PveNotFoundError(init);
   return new PveApiError(init);
 }

@@ -220,6 +220,10 @@ export async function uploadFile(client: PveClient, o: UploadOptions): Promise<U
       return { volid, size, checksum, upid, task, attempts: attempt, durationMs: Date.now() - started };
     }
     const init = { method: "POST", endpoint: template, path: apiPath, status: res.status, reason: res.statusText, pveMessage: json?.message ?? res.statusText, errors: json?.errors };
+    if (res.status >= 200 && res.status < 300) {
+      record(template, res.status, started, text.length, totalOut, attempt - 1);
+      throw new PveApiError(init, `Upload to ${o.storage} on ${o.node} was accepted but no task id (UPID) came back (got ${JSON.stringify(json?.data ?? null).slice(0, 80)}). Check that proxmox:endpoint is a PVE API.`);
+    }
     if (res.status === 401 && !reauthed && (await auth.refreshAfter401())) {
       reauthed = true;
       attempt--;
