@@ -1,0 +1,198 @@
+/**
+ * POST /nodes/{node}/lxc (BEHAVIOR.md §4.2): synchronous checks with PVE's texts, then a
+ * `vzcreate` worker that allocates disks, "extracts" the template (detecting OCI archives,
+ * §7), autodetects ostype/arch, writes the final config and joins the pool; `start=1`
+ * forks a separate `vzstart` task.
+ */
+import * as fs from "node:fs";
+import type { ApiRequest, Core } from "../../core";
+import { bool } from "../../core";
+import { ApiError, fail } from "../../http/errors";
+import { parseConf, printConf, emptyConf, setEnv, parseKey, printKey } from "./config";
+import { allocateIfNew, checkKeyPerms, normaliseValue } from "./apply";
+import { ctOnNode } from "./status";
+import { startCt } from "./lifecycle";
+import { checkNode } from "../cluster";
+import { isOciArchive, readOciImage, shellJoin } from "../storage/ociArchive";
+import { archFromFilename, osReleaseOfTemplate, ostypeFromFilename, ostypeFromId } from "./ostype";
+
+/** Create parameters that are not config keys. */
+const NON_CONFIG = new Set([
+  "node", "vmid", "ostemplate", "password", "ssh-public-keys", "start", "pool", "storage", "restore", "force", "unique",
+  "ignore-unpack-errors", "bwlimit", "ha-managed",
+]);
+
+const SSH_KEY_RE = /^(?:(?:[^\s"]+|"[^"]*")\s+)?(ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+[A-Za-z0-9+/]+=*(\s.*)?$/;
+
+export function registerCreate(core: Core): void {
+  core.routes.set("POST /nodes/{node}/lxc", (req) => createCt(core, req));
+}
+
+async function createCt(core: Core, req: ApiRequest): Promise<string> {
+  const p = req.params;
+  const node = p.node as string;
+  checkNode(core, node);
+  const vmid = Number(p.vmid);
+  const existing = core.store.state.cts[String(vmid)];
+  if (existing) throw fail(`CT ${vmid} already exists on node '${existing.node}'`);
+  if (p.pool && !core.store.state.pools[p.pool]) throw new ApiError(403, `Permission check failed (pool '${p.pool}' does not exist)`);
+  if (bool(p["ha-managed"]) && !core.auth.isRoot(req.id)) core.auth.check(req.id, "/", ["Sys.Console"]);
+
+  // ---- permissions (§2.4) ----
+  const auth = core.auth;
+  if (p.pool) auth.check(req.id, `/pool/${p.pool}`, ["VM.Allocate"]);
+  else auth.check(req.id, `/vms/${vmid}`, ["VM.Allocate"]);
+  if (p.unprivileged === "0") auth.check(req.id, "/", ["Sys.Modify"]);
+
+  const storage = (p.storage as string | undefined) ?? "local";
+  const set: Record<string, string> = {};
+  for (const [k, v] of Object.entries(p)) if (!NON_CONFIG.has(k) && v !== undefined) set[k] = String(v);
+  const hasMp = Object.keys(set).some((k) => /^mp\d+$/.test(k));
+  if (hasMp && !set.rootfs) throw fail("mount points configured, but 'rootfs' not set - aborting");
+  if (!set.rootfs) set.rootfs = `${storage}:4`;
+  else if (/^\d+(\.\d+)?$/.test(parseKey("rootfs", set.rootfs, core.version).volume ?? "")) {
+    const d = parseKey("rootfs", set.rootfs, core.version);
+    d.volume = `${storage}:${d.volume}`;
+    set.rootfs = printKey("rootfs", d, core.version);
+  }
+  checkKeyPerms(core, req.id, vmid, Object.keys(set).filter((k) => k !== "unprivileged" && k !== "lock"), set);
+
+  // ---- ostemplate (§4.2): volid of type vztmpl; existence is checked in the task ----
+  const tmpl = String(p.ostemplate);
+  let tmplFile: string;
+  if (tmpl.startsWith("/")) {
+    if (!auth.isRoot(req.id)) throw fail("Only root can pass arbitrary filesystem paths. at /usr/share/perl5/PVE/Storage.pm line 571.");
+    tmplFile = tmpl;
+  } else {
+    const pv = core.storage.parseVolid(tmpl);
+    if (!bool(p.restore) && pv.vtype !== "vztmpl") throw fail(`unable to use volume ${tmpl} - content type needs to be 'vztmpl'`);
+    if (!auth.has(req.id, `/storage/${pv.storage}`, "Datastore.Allocate")) auth.checkAny(req.id, `/storage/${pv.storage}`, ["Datastore.AllocateSpace", "Datastore.Audit"]);
+    tmplFile = core.storage.filePath(node, pv);
+  }
+
+  // ---- target storages and values ----
+  for (const k of Object.keys(set)) {
+    if (k !== "rootfs" && !/^mp\d+$/.test(k)) continue;
+    const vol = parseKey(k, set[k], core.version).volume ?? "";
+    const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):/i.exec(vol);
+    if (!m) continue;
+    const def = core.storage.def(m[1]);
+    if (!def) throw fail(`storage '${m[1]}' does not exist`);
+    if (!def.content.includes("rootdir")) throw new ApiError(400, "Parameter verification failed.", { storage: `storage '${m[1]}' does not support container directories` });
+    auth.check(req.id, `/storage/${m[1]}`, ["Datastore.AllocateSpace"]);
+  }
+  const values: Record<string, string> = {};
+  for (const [k, v] of Object.entries(set)) values[k] = normaliseValue(core, k, v, vmid);
+  if (p["ssh-public-keys"]) {
+    for (const line of String(p["ssh-public-keys"]).split("\n")) {
+      if (line.trim() && !line.trim().startsWith("#") && !SSH_KEY_RE.test(line.trim())) throw fail("SSH public key validation error");
+    }
+  }
+
+  // create_and_lock_config: the CT exists from here on with only `lock: create`.
+  const lockConf = emptyConf();
+  lockConf.keys.lock = "create";
+  core.store.state.cts[String(vmid)] = { node, conf: printConf(lockConf) };
+  core.save();
+
+  return core.tasks.start({
+    node, type: "vzcreate", id: String(vmid), who: req.id,
+    worker: async (ctx) => {
+      const allocated: string[] = [];
+      try {
+        await ctx.work();
+        if (!fs.existsSync(tmplFile)) throw new Error(`can't find file '${tmpl}'`);
+        for (const k of Object.keys(values)) {
+          if (k === "rootfs" || /^mp\d+$/.test(k)) {
+            values[k] = allocateIfNew(core, node, vmid, k, values[k], storage, allocated);
+          }
+        }
+        for (const v of allocated) ctx.log(`allocated volume '${v}'`);
+        const conf = emptyConf();
+        const oci = core.version === "9.1" && (await isOciArchive(tmplFile));
+        let ostype: string | undefined = values.ostype;
+        if (oci) {
+          ctx.log("Detected OCI archive");
+          const img = await readOciImage(tmplFile);
+          const ep = img.entrypoint ?? [];
+          if (ep.length && !ep[0].startsWith("/sbin/init")) {
+            values.entrypoint ??= shellJoin(ep);
+            values.cmode ??= "console";
+            for (const k of Object.keys(values).filter((x) => /^net\d+$/.test(x))) {
+              const net = parseKey(k, values[k], core.version);
+              if (net["host-managed"] === undefined) {
+                net["host-managed"] = "1";
+                values[k] = printKey(k, net, core.version);
+                ctx.log(`Auto-Enabling host-managed network for network device ${k}.`);
+              }
+            }
+          }
+          if (img.env.length && values.env === undefined) values.env = img.env.join("\0");
+          if (img.workingDir) conf.lxc.push(["lxc.init.cwd", img.workingDir]);
+          if (img.stopSignal) conf.lxc.push(["lxc.signal.halt", img.stopSignal]);
+          if (!ostype) {
+            if (img.osReleaseId === undefined) {
+              ctx.warn("/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'");
+              ostype = "unmanaged";
+            } else {
+              ostype = ostypeFromId(img.osReleaseId, img.osReleaseIdLike);
+              if (!ostype) throw new Error("unable to detect OS distribution");
+            }
+          }
+        } else {
+          ctx.log(`extracting archive '${tmpl.startsWith("/") ? tmpl : `/var/lib/vz/template/cache/${tmpl.replace(/^.*\//, "")}`}'`);
+          if (!ostype) {
+            const rel = await osReleaseOfTemplate(tmplFile);
+            if (rel?.found) {
+              ostype = ostypeFromId(rel.id ?? "", rel.idLike);
+              if (!ostype) throw new Error("unable to detect OS distribution");
+            } else {
+              ostype = ostypeFromFilename(tmpl);
+              if (!ostype) {
+                ctx.warn("/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'");
+                ostype = "unmanaged";
+              }
+            }
+          }
+          ctx.log("Total bytes read: 10240 (10KiB, 10KiB/s)");
+        }
+        for (const [k, v] of Object.entries(values)) {
+          if (k === "env") setEnv(conf, v);
+          else if (k === "description") conf.description = v.endsWith("\n") ? v : `${v}\n`;
+          else conf.keys[k] = v;
+        }
+        if (!values.arch) {
+          const a = archFromFilename(tmpl);
+          if (!a) ctx.log("Falling back to amd64.");
+          conf.keys.arch = a ?? "amd64";
+        }
+        conf.keys.ostype = ostype;
+        conf.keys.hostname ??= `CT${vmid}`;
+        conf.keys.memory ??= "512";
+        conf.keys.swap ??= "512";
+        conf.keys.unprivileged ??= "1";
+        if (conf.keys.unprivileged === "0") delete conf.keys.unprivileged;
+        if (p.password && ostype !== "unmanaged" && String(p.password).length < 5) throw new Error("Password is too short.");
+        delete conf.keys.lock;
+        const rec = core.store.state.cts[String(vmid)];
+        if (!rec) throw new Error(`CT ${vmid} vanished during create`);
+        rec.conf = printConf(conf);
+        if (p.pool) {
+          const pool = core.store.state.pools[p.pool];
+          if (pool && !pool.vms.includes(vmid)) pool.vms.push(vmid);
+        }
+        core.save();
+      } catch (e) {
+        for (const v of allocated) core.storage.freeVolume(node, v);
+        const rec = core.store.state.cts[String(vmid)];
+        if (rec && parseConf(rec.conf).keys.lock === "create") delete core.store.state.cts[String(vmid)];
+        core.save();
+        throw new Error(`unable to create CT ${vmid} - ${(e as Error).message}`);
+      }
+      if (bool(p.start)) {
+        const ct = ctOnNode(core, node, vmid);
+        startCt(core, ct, req.id);
+      }
+    },
+  });
+}

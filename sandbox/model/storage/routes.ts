@@ -1,0 +1,327 @@
+/**
+ * Storage endpoints (BEHAVIOR.md §6, §8.5): list/status, content list/get/delete, upload,
+ * download-url, aplinfo, oci-registry-pull and query-oci-repo-tags.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import type { ApiRequest, Core } from "../../core";
+import { bool, int, route } from "../../core";
+import { ApiError, fail, paramError } from "../../http/errors";
+import { checkNode } from "../cluster";
+import { STORAGES, VZTMPL_EXT, ISO_EXT, IMPORT_EXT, normalizeFilename, templateFormat, type StorageDef } from "./storages";
+import { downloadFile, fileChecksum } from "./download";
+import { aplinfoRecords } from "./appliances";
+
+const EXT: Record<string, RegExp> = { vztmpl: VZTMPL_EXT, iso: ISO_EXT, import: IMPORT_EXT };
+
+/** Where PVE would keep the file, for log lines and messages. */
+function shownPath(def: StorageDef, content: string, file: string): string {
+  const base = def.type === "nfs" ? `/mnt/pve/${def.storage}` : "/var/lib/vz";
+  const sub = content === "vztmpl" ? "template/cache" : content === "iso" ? "template/iso" : content;
+  return `${base}/${sub}/${file}`;
+}
+
+function storageOf(core: Core, req: ApiRequest): StorageDef {
+  checkNode(core, req.params.node);
+  const def = core.storage.def(req.params.storage);
+  if (!def) throw paramError({ storage: "No such storage." });
+  return def;
+}
+
+function skopeoPath(): string | undefined {
+  const r = spawnSync("sh", ["-c", "command -v skopeo"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() || undefined : undefined;
+}
+
+function isLoopbackRef(ref: string): boolean {
+  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?\//.test(ref);
+}
+
+export function registerStorage(core: Core): void {
+  route(core, "GET", "/nodes/{node}/storage", (req) => {
+    checkNode(core, req.params.node);
+    const p = req.params;
+    return STORAGES.filter((s) => core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.Audit") || core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.AllocateSpace"))
+      .filter((s) => !p.content || splitContent(p.content).every((c) => s.content.includes(c)))
+      .filter((s) => !p.storage || s.storage === p.storage)
+      .filter((s) => !p.target || (s.shared && core.nodes.includes(p.target)))
+      .map((s) => {
+        const st = core.storage.status(p.node, s.storage);
+        if (bool(p.format)) {
+          const fmt = s.pathBased ? { supported: ["raw", "qcow2", "vmdk", "subvol"], default: "raw" } : { supported: [s.type === "zfspool" ? "subvol" : "raw"], default: "raw" };
+          return { ...st, formats: fmt, select_existing: 0 };
+        }
+        return st;
+      });
+  });
+
+  route(core, "GET", "/nodes/{node}/storage/{storage}", (req) => {
+    storageOf(core, req);
+    return ["content", "download-url", "file-restore", "import-metadata", "prunebackups", "rrd", "rrddata", "status", "upload"].map((subdir) => ({ subdir }));
+  });
+
+  route(core, "GET", "/nodes/{node}/storage/{storage}/status", (req) => {
+    const def = storageOf(core, req);
+    core.auth.checkAny(req.id, `/storage/${def.storage}`, ["Datastore.Audit", "Datastore.AllocateSpace"]);
+    return core.storage.status(req.params.node, def.storage);
+  });
+
+  route(core, "GET", "/nodes/{node}/storage/{storage}/content", (req) => {
+    const def = storageOf(core, req);
+    core.auth.checkAny(req.id, `/storage/${def.storage}`, ["Datastore.Audit", "Datastore.AllocateSpace"]);
+    const node = req.params.node;
+    const want = req.params.content as string | undefined;
+    const vmid = int(req.params.vmid);
+    const items: Array<Record<string, unknown>> = [];
+    for (const c of def.content) {
+      if (want && want !== c) continue;
+      if (c === "vztmpl" || c === "iso" || c === "import" || c === "backup") {
+        if (vmid !== undefined) continue;
+        for (const f of core.storage.listFiles(node, def.storage, c)) {
+          const volid = `${def.storage}:${c}/${f.name}`;
+          const format = c === "vztmpl" ? templateFormat(f.name) : c === "iso" ? "iso" : (path.extname(f.name).slice(1) || "raw");
+          items.push({ volid, format, size: f.size, ctime: f.ctime, content: c });
+        }
+      }
+      if (c === "rootdir") {
+        for (const v of core.storage.listImages(node, def.storage)) {
+          if (vmid !== undefined && v.owner !== vmid) continue;
+          if (want === "images") continue;
+          const format = def.type === "zfspool" ? "subvol" : "raw";
+          items.push({ volid: v.volid, format, size: v.data.size, used: Math.floor(v.data.size * 0.1), vmid: v.owner, ctime: v.data.ctime, content: "rootdir", ...(v.data.base ? { parent: v.data.base } : {}) });
+        }
+      }
+    }
+    return items.sort((a, b) => String(a.volid).toLowerCase().localeCompare(String(b.volid).toLowerCase()));
+  });
+
+  const volidOf = (core: Core, req: ApiRequest): string => {
+    const v = String(req.params.volume);
+    const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$/i.exec(v);
+    if (m && !/^(vztmpl|iso|backup|import)\//.test(v)) {
+      if (m[1] !== req.params.storage) throw paramError({ volume: `storage ID mismatch (${m[1]} != ${req.params.storage})\n` });
+      return v;
+    }
+    return `${req.params.storage}:${v}`;
+  };
+
+  route(core, "GET", "/nodes/{node}/storage/{storage}/content/{volume}", (req) => {
+    const def = storageOf(core, req);
+    core.auth.checkAny(req.id, `/storage/${def.storage}`, ["Datastore.Audit", "Datastore.AllocateSpace"]);
+    const volid = volidOf(core, req);
+    const pv = core.storage.parseVolid(volid);
+    if (pv.vtype === "images") {
+      const d = core.storage.readVolume(req.params.node, volid);
+      if (!d) throw fail(`no such volume '${volid}'`);
+      return { path: `/dev/pve/${pv.volname}`, size: d.size, used: Math.floor(d.size * 0.1), format: def.type === "zfspool" ? "subvol" : "raw" };
+    }
+    const f = core.storage.filePath(req.params.node, pv);
+    if (!fs.existsSync(f)) throw fail(`no such volume '${volid}'`);
+    return { path: shownPath(def, pv.vtype, path.basename(f)), size: fs.statSync(f).size, used: fs.statSync(f).size, format: pv.vtype === "vztmpl" ? templateFormat(f) : pv.vtype };
+  });
+
+  route(core, "DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", async (req) => {
+    const def = storageOf(core, req);
+    const node = req.params.node;
+    const volid = volidOf(core, req);
+    const pv = core.storage.parseVolid(volid);
+    core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.Allocate"]);
+    const upid = core.tasks.start({
+      node, type: "imgdel", id: pv.owner !== undefined ? `${pv.owner}@${def.storage}` : def.storage, who: req.id,
+      worker: async (ctx) => {
+        await ctx.work();
+        if (pv.vtype === "images") {
+          if (!core.storage.volumeExists(node, volid)) throw new Error(`volume '${volid}' does not exist`);
+          core.storage.freeVolume(node, volid);
+        } else {
+          const f = core.storage.filePath(node, pv);
+          if (!fs.existsSync(f)) throw new Error(`unlink '${shownPath(def, pv.vtype, path.basename(f))}' failed - No such file or directory`);
+          fs.rmSync(f);
+        }
+        ctx.log(`Removed volume '${volid}'`);
+      },
+    });
+    const delay = int(req.params.delay);
+    if (delay) {
+      // §3.2: null when done OK within the delay, the task's error when it failed, else the UPID.
+      if (await core.tasks.waitFor(upid, delay * 1000)) {
+        const t = core.tasks.find(upid)?.finished;
+        if (t && (t.status === "OK" || /^WARNINGS: \d+$/.test(t.status))) return null;
+        if (t) throw fail(t.status);
+      }
+    }
+    return upid;
+  });
+
+  // ---- upload (§6.2) ----
+  route(core, "POST", "/nodes/{node}/storage/{storage}/upload", (req) => {
+    const def = storageOf(core, req);
+    const node = req.params.node;
+    core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.AllocateTemplate"]);
+    const content = String(req.params.content);
+    const filename = normalizeFilename(String(req.params.filename));
+    if (!EXT[content]?.test(filename)) throw paramError({ filename: "wrong file extension" });
+    if (!def.pathBased) throw fail(`can't upload to storage type '${def.type}'`);
+    if (!def.content.includes(content)) throw fail(`storage '${def.storage}' does not support '${content}' content`);
+    const tmp = String(req.params.tmpfilename ?? "");
+    if (!tmp || !fs.existsSync(tmp)) throw fail("upload failed");
+    // The request pipeline deletes its temp file when the handler returns; the task owns this one.
+    const owned = `${tmp}.task`;
+    fs.renameSync(tmp, owned);
+    const dest = path.join(core.storage.contentDir(node, def.storage, content), filename);
+    const checksum = req.params.checksum as string | undefined;
+    const algorithm = req.params["checksum-algorithm"] as string | undefined;
+    return core.tasks.start({
+      node, type: "imgcopy", id: "", who: req.id,
+      worker: async (ctx) => {
+        try {
+          ctx.log(`starting file import from: ${owned}`);
+          if (checksum && algorithm) {
+            ctx.log("calculating checksum...");
+            const got = await fileChecksum(owned, algorithm);
+            if (got !== checksum.toLowerCase()) throw new Error(`checksum mismatch: got '${got}' != expect '${checksum}'`);
+            ctx.log("checksum verified");
+          }
+          ctx.log(`target node: ${node}`);
+          ctx.log(`target file: ${shownPath(def, content, filename)}`);
+          ctx.log(`file size is: ${fs.statSync(owned).size}`);
+          await ctx.work();
+          fs.mkdirSync(path.dirname(dest), { recursive: true });
+          fs.copyFileSync(owned, dest);
+          ctx.log("finished file import successfully");
+        } finally {
+          fs.rmSync(owned, { force: true });
+        }
+      },
+    });
+  });
+
+  // ---- download-url (§6.3) ----
+  route(core, "POST", "/nodes/{node}/storage/{storage}/download-url", (req) => {
+    const def = storageOf(core, req);
+    const node = req.params.node;
+    const p = req.params;
+    core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.AllocateTemplate"]);
+    const sysOk = core.auth.has(req.id, "/", "Sys.Audit") && core.auth.has(req.id, "/", "Sys.Modify");
+    if (!sysOk && !core.auth.has(req.id, `/nodes/${node}`, "Sys.AccessNetwork")) throw new ApiError(403, "Permission check failed");
+    const content = String(p.content);
+    if (!def.pathBased) throw fail(`can't upload to storage type '${def.type}', not a file based storage!`);
+    if (!def.content.includes(content)) throw fail(`storage '${def.storage}' is not configured for content-type '${content}'`);
+    const filename = normalizeFilename(String(p.filename));
+    if (!EXT[content]?.test(filename)) throw paramError({ filename: "wrong file extension" });
+    const dest = path.join(core.storage.contentDir(node, def.storage, content), filename);
+    return core.tasks.start({
+      node, type: "download", id: filename, who: req.id,
+      worker: async (ctx) => {
+        await ctx.work();
+        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        await downloadFile(ctx, {
+          url: String(p.url), dest, shownDest: shownPath(def, content, filename), checksum: p.checksum, algorithm: p["checksum-algorithm"],
+          verify: p["verify-certificates"] === undefined ? true : bool(p["verify-certificates"]),
+        });
+      },
+    });
+  });
+
+  // ---- aplinfo (§6.4) ----
+  route(core, "GET", "/nodes/{node}/aplinfo", (req) => {
+    checkNode(core, req.params.node);
+    return aplinfoRecords(core);
+  });
+
+  route(core, "POST", "/nodes/{node}/aplinfo", (req) => {
+    checkNode(core, req.params.node);
+    const node = req.params.node;
+    const rec = aplinfoRecords(core).find((r) => r.template === req.params.template);
+    if (!rec) throw paramError({ template: "no such template" });
+    const def = core.storage.mustDef(req.params.storage);
+    core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.AllocateTemplate"]);
+    if (!def.content.includes("vztmpl")) throw fail(`storage '${def.storage}' does not support templates`);
+    const dest = path.join(core.storage.templateDir(node, def.storage), rec.template);
+    return core.tasks.start({
+      node, type: "download", id: rec.template, who: req.id,
+      worker: async (ctx) => {
+        await ctx.work();
+        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        await downloadFile(ctx, {
+          url: rec.location, dest, shownDest: shownPath(def, "vztmpl", rec.template), checksum: rec.sha512sum, algorithm: "sha512", verify: true, ca: core.caCertPem,
+        });
+      },
+    });
+  });
+
+  // ---- OCI (§6.6, 9.1 only: absent from the 8.4 schema, so 8.4 answers 501) ----
+  route(core, "POST", "/nodes/{node}/storage/{storage}/oci-registry-pull", (req) => {
+    const def = storageOf(core, req);
+    const node = req.params.node;
+    core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.AllocateTemplate"]);
+    core.auth.check(req.id, `/nodes/${node}`, ["Sys.AccessNetwork"]);
+    const skopeo = skopeoPath();
+    if (!skopeo) throw fail("Install 'skopeo' to pull OCI images from registries.");
+    if (!def.pathBased) throw fail(`can't upload to storage type '${def.type}', not a file based storage!`);
+    if (!def.content.includes("vztmpl")) throw fail(`storage '${def.storage}' is not configured for content-type 'vztmpl'`);
+    const reference = String(req.params.reference);
+    const filename = `${normalizeFilename(String(req.params.filename ?? reference))}.tar`;
+    const dest = path.join(core.storage.templateDir(node, def.storage), filename);
+    if (fs.existsSync(dest)) throw fail(`refusing to override existing file '${filename}'`);
+    return core.tasks.start({
+      node, type: "ociregistrypull", id: filename, who: req.id,
+      worker: async (ctx) => {
+        await ctx.work();
+        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        const tmp = `${dest}.tmp.${process.pid}`;
+        const args = ["copy", ...(isLoopbackRef(reference) ? ["--src-tls-verify=false"] : []), `docker://${reference}`, `oci-archive:${tmp}`];
+        ctx.log(`/usr/bin/skopeo ${args.join(" ")}`);
+        try {
+          await runTool(skopeo, args, (l) => ctx.log(l));
+          fs.renameSync(tmp, dest);
+        } finally {
+          fs.rmSync(tmp, { force: true });
+        }
+      },
+    });
+  });
+
+  route(core, "GET", "/nodes/{node}/query-oci-repo-tags", async (req) => {
+    checkNode(core, req.params.node);
+    core.auth.check(req.id, `/nodes/${req.params.node}`, ["Sys.AccessNetwork"]);
+    const skopeo = skopeoPath();
+    if (!skopeo) throw fail("Install 'skopeo' to list tags from OCI registries.");
+    const ref = String(req.params.reference);
+    const lines: string[] = [];
+    await runTool(skopeo, ["list-tags", ...(isLoopbackRef(ref) ? ["--tls-verify=false"] : []), `docker://${ref}`], (l) => lines.push(l), true).catch((e) => {
+      throw fail(String((e as Error).message));
+    });
+    return (JSON.parse(lines.join("\n")).Tags ?? []) as string[];
+  });
+}
+
+function splitContent(v: string): string[] {
+  return v.split(/[,;\s]+/).filter(Boolean);
+}
+
+function runTool(cmd: string, args: string[], onLine: (l: string) => void, stdoutOnly = false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    let buf = "";
+    child.stdout.on("data", (c: Buffer) => {
+      buf += c.toString();
+      const parts = buf.split("\n");
+      buf = parts.pop() ?? "";
+      parts.forEach(onLine);
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      err += c.toString();
+      if (!stdoutOnly) for (const l of c.toString().split("\n")) if (l.trim()) onLine(l);
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (buf) onLine(buf);
+      if (code === 0) resolve();
+      else reject(new Error(`command '${cmd} ${args.join(" ")}' failed: exit code ${code}${err ? `: ${err.trim().split("\n").pop()}` : ""}`));
+    });
+  });
+}
+

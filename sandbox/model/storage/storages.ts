@@ -1,0 +1,253 @@
+/**
+ * The storages every sandbox node has (BEHAVIOR.md §6, §8.5) and the volumes on them.
+ * Each allocated volume is a small JSON file under the data dir recording its size, a
+ * content marker (so tests can prove data survives resize/move/migrate) and its snapshots.
+ * Templates/ISOs are real files in `<storage>/template/cache|iso`, as on a dir storage.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fail, ApiError } from "../../http/errors";
+
+export type StorageType = "dir" | "zfspool" | "lvmthin" | "nfs";
+
+export interface StorageDef {
+  storage: string;
+  type: StorageType;
+  content: string[];
+  shared: 0 | 1;
+  /** Path-based (dir/nfs): can hold templates/ISOs/backups, images are `<vmid>/vm-...raw`. */
+  pathBased: boolean;
+  /** `volume_has_feature(snapshot)` for CT volumes (BEHAVIOR.md §5 table). */
+  snapshots: boolean;
+  /** Linked clones of CT volumes (§4.9: zfspool/lvmthin yes, dir/nfs no). */
+  linkedClone: boolean;
+  total: number;
+}
+
+const GiB = 1024 ** 3;
+
+export const STORAGES: StorageDef[] = [
+  { storage: "local", type: "dir", content: ["vztmpl", "iso", "backup", "import"], shared: 0, pathBased: true, snapshots: false, linkedClone: false, total: 100 * GiB },
+  { storage: "local-lvm", type: "lvmthin", content: ["rootdir", "images"], shared: 0, pathBased: false, snapshots: true, linkedClone: true, total: 200 * GiB },
+  { storage: "local-zfs", type: "zfspool", content: ["rootdir", "images"], shared: 0, pathBased: false, snapshots: true, linkedClone: true, total: 200 * GiB },
+  { storage: "shared-nfs", type: "nfs", content: ["rootdir", "vztmpl", "images", "iso"], shared: 1, pathBased: true, snapshots: false, linkedClone: false, total: 500 * GiB },
+];
+
+export interface VolumeData {
+  size: number;
+  marker: string;
+  ctime: number;
+  /** Linked clones remember their base volume. */
+  base?: string;
+  snapshots: Record<string, { size: number; marker: string }>;
+}
+
+export interface ParsedVolid {
+  storage: string;
+  volname: string;
+  vtype: "images" | "rootdir" | "vztmpl" | "iso" | "backup" | "import";
+  /** Owner vmid for images. */
+  owner?: number;
+}
+
+/** Template file extensions (§6.1 `$VZTMPL_EXT_RE_1`); `.tgz` is for backups only. */
+export const VZTMPL_EXT = /\.(tar|tar\.gz|tar\.xz|tar\.zst|tar\.bz2)$/i;
+export const ISO_EXT = /\.(iso|img)$/i;
+export const IMPORT_EXT = /\.(ova|ovf|qcow2|raw|vmdk)$/i;
+
+export function templateFormat(name: string): string {
+  const m = /\.(tar|tar\.gz|tar\.xz|tar\.zst|tar\.bz2)$/i.exec(name);
+  const ext = m ? m[1].toLowerCase() : "";
+  return { tar: "tar", "tar.gz": "tgz", "tar.xz": "txz", "tar.zst": "tzst", "tar.bz2": "tbz2" }[ext] ?? "raw";
+}
+
+/** `normalize_content_filename`: path stripped, other characters → `_` (§6.2). */
+export function normalizeFilename(name: string): string {
+  return name.replace(/^.*[/\\]/, "").replace(/[^A-Za-z0-9_.-]/g, "_");
+}
+
+export class StorageModel {
+  constructor(
+    private readonly dataDir: string,
+    readonly nodes: string[],
+  ) {
+    for (const node of nodes) for (const s of STORAGES) fs.mkdirSync(this.baseDir(node, s.storage), { recursive: true });
+  }
+
+  def(storage: string): StorageDef | undefined {
+    return STORAGES.find((s) => s.storage === storage);
+  }
+
+  /** `storage 'x' does not exist` (500) — PVE's storage_config die. */
+  mustDef(storage: string): StorageDef {
+    const d = this.def(storage);
+    if (!d) throw fail(`storage '${storage}' does not exist`);
+    return d;
+  }
+
+  /** Shared storages have one directory for the whole cluster; local ones one per node. */
+  baseDir(node: string, storage: string): string {
+    const d = this.def(storage);
+    return d?.shared ? path.join(this.dataDir, "shared", storage) : path.join(this.dataDir, "nodes", node, "storage", storage);
+  }
+
+  templateDir(node: string, storage: string): string {
+    return path.join(this.baseDir(node, storage), "template", "cache");
+  }
+
+  isoDir(node: string, storage: string): string {
+    return path.join(this.baseDir(node, storage), "template", "iso");
+  }
+
+  importDir(node: string, storage: string): string {
+    return path.join(this.baseDir(node, storage), "import");
+  }
+
+  contentDir(node: string, storage: string, content: string): string {
+    if (content === "vztmpl") return this.templateDir(node, storage);
+    if (content === "iso") return this.isoDir(node, storage);
+    if (content === "import") return this.importDir(node, storage);
+    if (content === "backup") return path.join(this.baseDir(node, storage), "dump");
+    throw new ApiError(500, `unknown content type '${content}'`);
+  }
+
+  /** `PVE::Storage::parse_volname` for the volume kinds the sandbox has. */
+  parseVolid(volid: string): ParsedVolid {
+    const m = /^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$/i.exec(volid);
+    if (!m) throw fail(`unable to parse volume ID '${volid}'`);
+    const [, storage, volname] = m;
+    const def = this.mustDef(storage);
+    let t = /^(vztmpl|iso|backup|import)\/([^/]+)$/.exec(volname);
+    if (t) {
+      if (!def.pathBased) throw fail(`unable to parse ${def.type} volume name '${volname}'`);
+      return { storage, volname, vtype: t[1] as ParsedVolid["vtype"] };
+    }
+    t = /(?:^|\/)(?:vm|base|subvol|basevol)-(\d+)-disk-\d+(?:\.(?:raw|subvol))?$/.exec(volname);
+    if (t) return { storage, volname, vtype: "images", owner: Number(t[1]) };
+    throw fail(`unable to parse ${def.type} volume name '${volname}'`);
+  }
+
+  filePath(node: string, p: ParsedVolid): string {
+    const base = this.baseDir(node, p.storage);
+    switch (p.vtype) {
+      case "vztmpl":
+        return path.join(base, "template", "cache", p.volname.slice("vztmpl/".length));
+      case "iso":
+        return path.join(base, "template", "iso", p.volname.slice("iso/".length));
+      case "import":
+        return path.join(base, "import", p.volname.slice("import/".length));
+      case "backup":
+        return path.join(base, "dump", p.volname.slice("backup/".length));
+      default:
+        return path.join(base, "images", encodeURIComponent(p.volname));
+    }
+  }
+
+  // ----- image volumes -----
+
+  private volFile(node: string, volid: string): string {
+    return this.filePath(node, this.parseVolid(volid));
+  }
+
+  readVolume(node: string, volid: string): VolumeData | undefined {
+    try {
+      return JSON.parse(fs.readFileSync(this.volFile(node, volid), "utf8")) as VolumeData;
+    } catch {
+      return undefined;
+    }
+  }
+
+  writeVolume(node: string, volid: string, data: VolumeData): void {
+    const f = this.volFile(node, volid);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, JSON.stringify(data));
+  }
+
+  volumeExists(node: string, volid: string): boolean {
+    return fs.existsSync(this.volFile(node, volid));
+  }
+
+  /** `find_free_diskname` with the per-type naming of §4.1. */
+  allocName(node: string, storage: string, vmid: number, prefix: "vm" | "subvol" | "base" | "basevol" = "vm"): string {
+    const def = this.mustDef(storage);
+    for (let n = 0; ; n++) {
+      const names = [`vm-${vmid}-disk-${n}`, `subvol-${vmid}-disk-${n}`, `base-${vmid}-disk-${n}`, `basevol-${vmid}-disk-${n}`];
+      const taken = this.listImages(node, storage).some((v) => names.some((nm) => v.volname === nm || v.volname.endsWith(`/${nm}`) || v.volname.startsWith(`${vmid}/${nm}.`)));
+      if (taken) continue;
+      const stem = def.type === "zfspool" ? (prefix === "vm" ? "subvol" : prefix) : prefix;
+      return def.pathBased ? `${vmid}/${stem}-${vmid}-disk-${n}.raw` : `${stem}-${vmid}-disk-${n}`;
+    }
+  }
+
+  allocVolume(node: string, storage: string, vmid: number, size: number, marker = ""): string {
+    const volid = `${storage}:${this.allocName(node, storage, vmid)}`;
+    this.writeVolume(node, volid, { size, marker, ctime: Math.floor(Date.now() / 1000), snapshots: {} });
+    return volid;
+  }
+
+  freeVolume(node: string, volid: string): void {
+    try {
+      fs.rmSync(this.volFile(node, volid), { force: true });
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Image volumes on a storage, with their file data. */
+  listImages(node: string, storage: string): Array<{ volname: string; volid: string; data: VolumeData; owner: number }> {
+    const dir = path.join(this.baseDir(node, storage), "images");
+    let files: string[] = [];
+    try {
+      files = fs.readdirSync(dir);
+    } catch {
+      return [];
+    }
+    const out = [];
+    for (const f of files) {
+      if (f.includes(".tmp.")) continue;
+      const volname = decodeURIComponent(f);
+      const owner = /(?:vm|base|subvol|basevol)-(\d+)-disk-\d+/.exec(volname.replace(/^.*\//, ""));
+      try {
+        const data = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as VolumeData;
+        out.push({ volname, volid: `${storage}:${volname}`, data, owner: owner ? Number(owner[1]) : 0 });
+      } catch {
+        // a half-written file is skipped
+      }
+    }
+    return out;
+  }
+
+  /** Files of a content type on a path-based storage. */
+  listFiles(node: string, storage: string, content: "vztmpl" | "iso" | "import" | "backup"): Array<{ name: string; size: number; ctime: number }> {
+    const dir = this.contentDir(node, storage, content);
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return [];
+    }
+    const re = content === "vztmpl" ? VZTMPL_EXT : content === "iso" ? ISO_EXT : content === "import" ? IMPORT_EXT : /\.(tar|tgz|tar\.\w+|vma(\.\w+)?)$/;
+    return names
+      .filter((n) => re.test(n) && !n.includes(".tmp"))
+      .map((n) => {
+        const st = fs.statSync(path.join(dir, n));
+        return { name: n, size: st.size, ctime: Math.floor(st.mtimeMs / 1000) };
+      });
+  }
+
+  usedBytes(node: string, storage: string): number {
+    const def = this.mustDef(storage);
+    let used = this.listImages(node, storage).reduce((a, v) => a + v.data.size, 0);
+    if (def.pathBased) for (const c of ["vztmpl", "iso", "import"] as const) used += this.listFiles(node, storage, c).reduce((a, f) => a + f.size, 0);
+    return used;
+  }
+
+  status(node: string, storage: string): Record<string, unknown> {
+    const def = this.mustDef(storage);
+    const used = this.usedBytes(node, storage);
+    return {
+      storage, type: def.type, content: def.content.join(","), enabled: 1, active: 1, shared: def.shared,
+      total: def.total, used, avail: def.total - used, used_fraction: used / def.total,
+    };
+  }
+}

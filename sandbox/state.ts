@@ -1,0 +1,117 @@
+/**
+ * The cluster state the sandbox serves: users/tokens/ACLs, pools, containers (as PVE config
+ * TEXT, BEHAVIOR.md §4.1) and finished tasks. Kept as one JSON document; with a state dir it
+ * is written atomically after every change, so another sandbox process started later from
+ * the same dir sees the same cluster.
+ */
+import * as crypto from "node:crypto";
+import * as path from "node:path";
+import { readJson, writeFileAtomic } from "./persist";
+
+export interface TokenRecord {
+  secret: string;
+  privsep: 0 | 1;
+  /** Unix seconds, 0 = never. */
+  expire: number;
+  comment?: string;
+}
+
+export interface UserRecord {
+  password?: string;
+  enable: 0 | 1;
+  expire: number;
+  comment?: string;
+  tokens: Record<string, TokenRecord>;
+}
+
+export interface AclEntry {
+  path: string;
+  /** `user@realm` or `user@realm!token`. */
+  ugid: string;
+  type: "user" | "token";
+  roleid: string;
+  propagate: 0 | 1;
+}
+
+export interface PoolRecord {
+  comment?: string;
+  vms: number[];
+  storage: string[];
+}
+
+export interface CtRecord {
+  node: string;
+  /** The raw config file text; its SHA-1 is the `digest`. */
+  conf: string;
+  /** Set while the CT "runs": start time (ms) and a fake pid. */
+  running?: { since: number; pid: number };
+}
+
+export interface FinishedTask {
+  upid: string;
+  node: string;
+  pid: number;
+  pstart: number;
+  starttime: number;
+  type: string;
+  id: string;
+  user: string;
+  endtime: number;
+  status: string;
+  log: string[];
+}
+
+export interface SandboxState {
+  format: 1;
+  secrets: { ticketKey: string; csrfKey: string; adminSecret: string };
+  rootPassword: string;
+  rootTokenId: string;
+  users: Record<string, UserRecord>;
+  acls: AclEntry[];
+  pools: Record<string, PoolRecord>;
+  cts: Record<string, CtRecord>;
+  tasks: FinishedTask[];
+  nextPid: number;
+}
+
+const MAX_TASKS = 1000;
+
+export function freshState(): SandboxState {
+  const rand = () => crypto.randomBytes(24).toString("base64url");
+  return {
+    format: 1,
+    secrets: { ticketKey: rand(), csrfKey: rand(), adminSecret: rand() },
+    rootPassword: crypto.randomBytes(12).toString("base64url"),
+    rootTokenId: "sandbox",
+    users: {
+      "root@pam": {
+        enable: 1,
+        expire: 0,
+        tokens: { sandbox: { secret: crypto.randomUUID(), privsep: 0, expire: 0, comment: "sandbox admin token" } },
+      },
+    },
+    acls: [],
+    pools: {},
+    cts: {},
+    tasks: [],
+    nextPid: 0x1000 + crypto.randomInt(0x10000),
+  };
+}
+
+export class Store {
+  state: SandboxState;
+  private readonly file?: string;
+
+  constructor(readonly dataDir: string, readonly persistent: boolean) {
+    this.file = persistent ? path.join(dataDir, "state.json") : undefined;
+    const loaded = this.file ? readJson<SandboxState>(this.file) : undefined;
+    this.state = loaded ?? freshState();
+    if (!loaded) this.save();
+  }
+
+  /** Persist now (atomic). Called after every change. */
+  save(): void {
+    if (this.state.tasks.length > MAX_TASKS) this.state.tasks.splice(0, this.state.tasks.length - MAX_TASKS);
+    if (this.file) writeFileAtomic(this.file, JSON.stringify(this.state), 0o600);
+  }
+}
