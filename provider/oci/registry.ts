@@ -106,7 +106,14 @@ export class RegistryClient {
       if (res.status === 401) {
         const challenge = res.headers["www-authenticate"];
         discard(res);
-        if (authTries++ > 0) throw await this.deniedError(what);
+        if (authTries++ > 0) {
+          const creds = await this.getCredentials();
+          // Basic credentials sent and still 401: the registry rejected them.
+          if (this.basicAuth && creds && !this.authByScope.has(scope)) {
+            throw new OciError("AUTH_FAILED", `registry ${this.registry} rejected the credentials of user '${creds.username}' (wrong username or password?)`);
+          }
+          throw await this.deniedError(what);
+        }
         await this.authenticate(challenge, scope, what);
         attempt--;
         continue;
