@@ -111,9 +111,11 @@ export function createRequestHandler(core: Core): (req: http.IncomingMessage, re
         const bytes = send(res, r);
         finish(r.status, bytes);
       },
-      (e) => {
+      async (e) => {
         const r = e instanceof ApiError ? errorReply(e) : errorReply(new ApiError(500, String((e as Error)?.message ?? e)));
         if (!(e instanceof ApiError)) core.log.error({ err: e }, "sandbox handler crashed");
+        // Every 401 is delayed, the handler's own (bad login) included (§2.3).
+        if (r.status === 401 && core.authFailureDelayMs) await sleep(core.authFailureDelayMs);
         finish(r.status, send(res, r));
       },
     );

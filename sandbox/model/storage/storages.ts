@@ -185,6 +185,26 @@ export class StorageModel {
     return volid;
   }
 
+  /** Copy a volume's data to a (possibly other) node/storage under a new owner. */
+  copyVolume(srcNode: string, volid: string, dstNode: string, dstStorage: string, vmid: number, keepSnapshots = false): string {
+    const data = this.readVolume(srcNode, volid);
+    if (!data) throw new Error(`volume '${volid}' does not exist`);
+    const target = `${dstStorage}:${this.allocName(dstNode, dstStorage, vmid)}`;
+    this.writeVolume(dstNode, target, { ...data, base: undefined, ctime: Math.floor(Date.now() / 1000), snapshots: keepSnapshots ? data.snapshots : {} });
+    return target;
+  }
+
+  /** Rename a volume in place (template conversion, move to another CT). */
+  renameVolume(node: string, volid: string, newVolname: string): string {
+    const data = this.readVolume(node, volid);
+    if (!data) throw new Error(`volume '${volid}' does not exist`);
+    const storage = volid.split(":")[0];
+    const target = `${storage}:${newVolname}`;
+    this.writeVolume(node, target, data);
+    this.freeVolume(node, volid);
+    return target;
+  }
+
   freeVolume(node: string, volid: string): void {
     try {
       fs.rmSync(this.volFile(node, volid), { force: true });

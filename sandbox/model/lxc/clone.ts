@@ -1,0 +1,185 @@
+/**
+ * Clone (BEHAVIOR.md §4.9) and template conversion (§4.10).
+ */
+import type { Core } from "../../core";
+import { bool, route } from "../../core";
+import { ApiError, fail } from "../../http/errors";
+import { emptyConf, isUnusedKey, isVolumeKey, parseConf, parseKey, printConf, printKey, type CtConf } from "./config";
+import { randomHwaddr, volOf } from "./apply";
+import { checkLock, ctOnNode, saveCt } from "./status";
+import { checkNode } from "../cluster";
+
+const ctPath = "/nodes/{node}/lxc/{vmid}";
+
+export function registerClone(core: Core): void {
+  route(core, "POST", `${ctPath}/clone`, (req) => {
+    const p = req.params;
+    checkNode(core, p.node);
+    const vmid = Number(p.vmid);
+    const newid = Number(p.newid);
+    const node = p.node as string;
+    const src = ctOnNode(core, node, vmid);
+    core.auth.check(req.id, `/vms/${vmid}`, ["VM.Clone"]);
+    if (p.pool) {
+      if (!core.store.state.pools[p.pool]) throw new ApiError(403, `Permission check failed (pool '${p.pool}' does not exist)`);
+      core.auth.check(req.id, `/pool/${p.pool}`, ["VM.Allocate"]);
+    } else core.auth.check(req.id, `/vms/${newid}`, ["VM.Allocate"]);
+    const existing = core.store.state.cts[String(newid)];
+    if (existing) throw fail(`CT ${newid} already exists on node '${existing.node}'`);
+    const isTemplate = src.conf.keys.template === "1";
+    const full = p.full === undefined ? !isTemplate : bool(p.full);
+    if (!full && p.storage) throw fail("parameter 'storage' not allowed for linked clones");
+    let srcKeys: Record<string, string> = src.conf.keys;
+    let srcDescr = src.conf.description;
+    if (p.snapname) {
+      const snap = src.conf.snapshots[p.snapname];
+      if (!snap) throw fail(`snapshot '${p.snapname}' does not exist`);
+      srcKeys = snap.keys;
+      srcDescr = snap.description;
+    } else if (full && src.rec.running) {
+      throw fail("Cannot do full clones on a running container without snapshots");
+    }
+    checkLock(src.conf);
+    const target = (p.target as string | undefined) ?? node;
+    if (p.target) checkNode(core, target);
+    const targetStorage = p.storage as string | undefined;
+    if (targetStorage) {
+      const def = core.storage.mustDef(targetStorage);
+      if (target !== node && !def.shared) throw fail(`can't clone to non-shared storage '${targetStorage}'`);
+    }
+    const vols: Array<{ key: string; vol: string }> = [];
+    for (const [k, v] of Object.entries(srcKeys)) {
+      if (!isVolumeKey(k)) continue;
+      const vol = volOf(core, k, v)!;
+      if (vol.startsWith("/")) throw fail(`unable to clone mountpoint '${k}' (type bind)`);
+      const def = core.storage.mustDef(vol.split(":")[0]);
+      if (!full && !def.linkedClone) throw fail(`Linked clone feature for '${vol}' is not available`);
+      if (target !== node && !def.shared && !(targetStorage && core.storage.def(targetStorage)?.shared)) throw fail(`can't clone CT to node '${target}' (CT uses local storage)`);
+      core.auth.check(req.id, `/storage/${targetStorage ?? def.storage}`, ["Datastore.AllocateSpace"]);
+      vols.push({ key: k, vol });
+    }
+    for (const [k, v] of Object.entries(srcKeys)) {
+      if (/^net\d+$/.test(k)) {
+        const br = parseKey(k, v, core.version).bridge;
+        if (br) core.auth.check(req.id, `/sdn/zones/localnetwork/${br}`, ["SDN.Use"]);
+      }
+    }
+    // Locks before the UPID returns: source `disk`, new CT `create`.
+    src.conf.keys.lock = "disk";
+    saveCt(core, src);
+    const newConf: CtConf = emptyConf();
+    for (const [k, v] of Object.entries(srcKeys)) {
+      if (["parent", "snaptime", "template", "lock", "snapstate"].includes(k) || isUnusedKey(k)) continue;
+      newConf.keys[k] = v;
+    }
+    if (p.snapname === undefined) newConf.lxc = src.conf.lxc.map(([a, b]) => [a, b]);
+    else newConf.lxc = src.conf.snapshots[p.snapname].lxc.map(([a, b]) => [a, b]);
+    newConf.description = p.description !== undefined ? `${String(p.description).replace(/\n$/, "")}\n` : srcDescr;
+    if (p.hostname) newConf.keys.hostname = String(p.hostname);
+    for (const k of Object.keys(newConf.keys)) {
+      if (/^net\d+$/.test(k)) {
+        const d = parseKey(k, newConf.keys[k], core.version);
+        d.hwaddr = randomHwaddr();
+        newConf.keys[k] = printKey(k, d, core.version);
+      }
+    }
+    const lockConf = emptyConf();
+    lockConf.keys.lock = "create";
+    core.store.state.cts[String(newid)] = { node, conf: printConf(lockConf) };
+    core.save();
+    return core.tasks.start({
+      node, type: "vzclone", id: String(vmid), who: req.id,
+      worker: async (ctx) => {
+        const created: string[] = [];
+        try {
+          await ctx.work();
+          for (const { key, vol } of vols) {
+            const sid = vol.split(":")[0];
+            let nv: string;
+            if (full) {
+              nv = core.storage.copyVolume(node, vol, target, targetStorage ?? sid, newid);
+              if (p.snapname) {
+                const d = core.storage.readVolume(node, vol)?.snapshots[p.snapname];
+                const data = core.storage.readVolume(target, nv)!;
+                if (d) core.storage.writeVolume(target, nv, { ...data, size: d.size, marker: d.marker });
+              }
+              ctx.log(`create full clone of mountpoint ${key} (${vol})`);
+            } else {
+              const base = core.storage.readVolume(node, vol);
+              if (!base) throw new Error(`volume '${vol}' does not exist`);
+              const baseName = vol.slice(sid.length + 1);
+              const child = core.storage.allocName(node, sid, newid);
+              nv = `${sid}:${baseName}/${child}`;
+              core.storage.writeVolume(node, nv, { size: base.size, marker: base.marker, ctime: Math.floor(Date.now() / 1000), base: baseName, snapshots: {} });
+              ctx.log(`create linked clone of mount point ${key} (${vol})`);
+            }
+            created.push(nv);
+            const d = parseKey(key, newConf.keys[key], core.version);
+            d.volume = nv;
+            newConf.keys[key] = printKey(key, d, core.version);
+          }
+          const rec = core.store.state.cts[String(newid)];
+          rec.conf = printConf(newConf);
+          rec.node = target;
+          if (p.pool) core.store.state.pools[p.pool]?.vms.push(newid);
+        } catch (e) {
+          for (const v of created) core.storage.freeVolume(target, v);
+          delete core.store.state.cts[String(newid)];
+          throw new Error(`clone failed: ${(e as Error).message}`);
+        } finally {
+          const s = core.store.state.cts[String(vmid)];
+          if (s) {
+            const c = parseConf(s.conf);
+            if (c.keys.lock === "disk") {
+              delete c.keys.lock;
+              s.conf = printConf(c);
+            }
+          }
+          core.save();
+        }
+      },
+    });
+  });
+
+  route(core, "POST", `${ctPath}/template`, async (req) => {
+    checkNode(core, req.params.node);
+    const vmid = Number(req.params.vmid);
+    const ct0 = ctOnNode(core, req.params.node, vmid);
+    core.auth.check(req.id, `/vms/${vmid}`, ["VM.Allocate"]);
+    await core.flock.with(vmid, () => {
+      const ct = ctOnNode(core, req.params.node, vmid);
+      checkLock(ct.conf);
+      if (Object.keys(ct.conf.snapshots).length) throw fail("unable to create template, because CT contains snapshots");
+      if (ct.conf.keys.template === "1") throw fail("you can't convert a template to a template");
+      if (ct.rec.running) throw fail("you can't convert a CT to template if the CT is running");
+    });
+    const node = ct0.rec.node;
+    // Returns null; the vztemplate worker runs in the background (§3.2, §4.10).
+    core.tasks.start({
+      node, type: "vztemplate", id: String(vmid), who: req.id,
+      worker: async (ctx) => {
+        await ctx.work();
+        await core.flock.with(vmid, () => {
+          const ct = ctOnNode(core, node, vmid);
+          for (const [k, v] of Object.entries(ct.conf.keys)) {
+            if (!isVolumeKey(k)) continue;
+            const vol = volOf(core, k, v)!;
+            if (vol.startsWith("/")) throw new Error(`Template feature is not available for '${vol}'`);
+            const sid = vol.split(":")[0];
+            const volname = vol.slice(sid.length + 1);
+            const newName = volname.replace(/(^|\/)vm-(\d+-disk-\d+)/, "$1base-$2").replace(/(^|\/)subvol-(\d+-disk-\d+)/, "$1basevol-$2");
+            if (newName === volname) continue;
+            const nv = core.storage.renameVolume(node, vol, newName);
+            const d = parseKey(k, v, core.version);
+            d.volume = nv;
+            ct.conf.keys[k] = printKey(k, d, core.version);
+            ctx.log(`rename '${vol}' to '${nv}'`);
+          }
+          ct.conf.keys.template = "1";
+          saveCt(core, ct);
+        });
+      },
+    });
+    return null;
+  });
+}

@@ -1,0 +1,55 @@
+/**
+ * GET …/interfaces: `lo` plus one entry per `net[n]` of a running CT, in the schema's
+ * shape `{name, hwaddr, hardware-address, inet?, inet6?, ip-addresses}`. Static addresses
+ * come from the config; DHCP gets a deterministic lease derived from the vmid and the
+ * interface index; `ip6=auto` a SLAAC (EUI-64) address in fd00:10::/64.
+ */
+import type { Core } from "../../core";
+import { route } from "../../core";
+import { fail } from "../../http/errors";
+import { parseKey } from "./config";
+import { ctOnNode } from "./status";
+import { checkNode } from "../cluster";
+
+function eui64(mac: string): string {
+  const b = mac.split(":").map((x) => parseInt(x, 16));
+  b[0] ^= 0x02;
+  const words = [(b[0] << 8) | b[1], (b[2] << 8) | 0xff, (0xfe << 8) | b[3], (b[4] << 8) | b[5]];
+  return words.map((w) => w.toString(16)).join(":");
+}
+
+function addr(ip: string) {
+  const [a, prefix] = ip.split("/");
+  return { "ip-address": a, "ip-address-type": a.includes(":") ? "inet6" : "inet", prefix: Number(prefix) };
+}
+
+export function registerInterfaces(core: Core): void {
+  route(core, "GET", "/nodes/{node}/lxc/{vmid}/interfaces", (req) => {
+    checkNode(core, req.params.node);
+    const ct = ctOnNode(core, req.params.node, Number(req.params.vmid));
+    core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.Audit"]);
+    if (!ct.rec.running) throw fail(`CT ${ct.vmid} not running`);
+    const out: Array<Record<string, unknown>> = [
+      { name: "lo", hwaddr: "00:00:00:00:00:00", "hardware-address": "00:00:00:00:00:00", inet: "127.0.0.1/8", inet6: "::1/128", "ip-addresses": [addr("127.0.0.1/8"), addr("::1/128")] },
+    ];
+    const keys = Object.keys(ct.conf.keys).filter((k) => /^net\d+$/.test(k)).sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));
+    for (const k of keys) {
+      const n = parseKey(k, ct.conf.keys[k], core.version);
+      if (n.link_down === "1") continue;
+      const idx = Number(k.slice(3));
+      const item: Record<string, unknown> = { name: n.name, hwaddr: n.hwaddr.toLowerCase(), "hardware-address": n.hwaddr.toLowerCase() };
+      const addrs = [];
+      if (n.ip === "dhcp") item.inet = `10.${100 + idx}.${(ct.vmid >> 8) & 255}.${(ct.vmid & 255) || 1}/16`;
+      else if (n.ip && n.ip !== "manual") item.inet = n.ip;
+      if (n.ip6 === "auto") item.inet6 = `fd00:10::${eui64(n.hwaddr)}/64`;
+      else if (n.ip6 === "dhcp") item.inet6 = `fd00:20::${ct.vmid.toString(16)}:${idx}/128`;
+      else if (n.ip6 && n.ip6 !== "manual") item.inet6 = n.ip6;
+      if (item.inet) addrs.push(addr(String(item.inet)));
+      if (item.inet6) addrs.push(addr(String(item.inet6)));
+      addrs.push(addr(`fe80::${eui64(n.hwaddr)}/64`));
+      item["ip-addresses"] = addrs;
+      out.push(item);
+    }
+    return out;
+  });
+}
