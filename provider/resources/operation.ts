@@ -63,6 +63,27 @@ export function resetProviderClient(): void {
   cachedClient = undefined;
 }
 
+/**
+ * An error after the physical resource exists (e.g. created, then failed to start). The
+ * dynamic provider host turns `id` + `properties` into ErrorResourceInitFailed, so the
+ * engine keeps the resource in state and the next `up` converges it.
+ */
+export interface PartialFailure {
+  id?: string;
+  properties?: Record<string, unknown>;
+  reasons?: string[];
+}
+
+export function partialFailure(err: unknown, id: string, properties: Record<string, unknown>): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  const e = new Error(message) as Error & PartialFailure;
+  e.name = err instanceof Error ? err.name : "Error";
+  e.id = id;
+  e.properties = properties;
+  e.reasons = [message];
+  return e;
+}
+
 export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationContext) => Promise<T>): Promise<T> {
   const cfg = getProviderConfig();
   ensureLogging(cfg);
@@ -96,8 +117,16 @@ export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationCo
     const message = scrubSecrets(err instanceof Error ? err.message : String(err));
     log.error({ durationMs, err: { type: (err as Error)?.name, message } }, "operation failed");
     // A fresh Error: the original may carry request objects with credentials in them.
-    const clean = new Error(message);
+    const clean = new Error(message) as Error & PartialFailure;
     clean.name = (err as Error)?.name ?? "Error";
+    // Keep the "created but failed to initialise" details: the engine then records the
+    // resource in state instead of leaving an orphan behind (see PartialFailure).
+    const partial = err as PartialFailure;
+    if (partial?.id) {
+      clean.id = partial.id;
+      clean.properties = partial.properties;
+      clean.reasons = partial.reasons?.map(scrubSecrets);
+    }
     throw clean;
   } finally {
     if (cfg.metricsFile) {

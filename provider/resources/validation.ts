@@ -50,3 +50,57 @@ export function toCheckFailures(err: unknown): Array<{ property: string; reason:
   if (err instanceof InputError) return err.failures.map((f) => ({ property: f.field, reason: `${f.field}: ${f.message}` }));
   return undefined;
 }
+
+/** The engine's marker for a value not known yet during preview (an output of another resource). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** Paths (as field strings) of every unknown value in an input tree. */
+export function unknownPaths(value: unknown, path: Array<string | number> = []): string[] {
+  if (value === UNKNOWN) return [fieldPath(path)];
+  if (Array.isArray(value)) return value.flatMap((v, i) => unknownPaths(v, [...path, i]));
+  if (value && typeof value === "object") return Object.entries(value).flatMap(([k, v]) => unknownPaths(v, [...path, k]));
+  return [];
+}
+
+function withoutUnknowns(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutUnknowns);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== UNKNOWN).map(([k, v]) => [k, withoutUnknowns(v)]));
+  }
+  return value;
+}
+
+export interface CheckOutcome<T> {
+  inputs: T;
+  failures?: Array<{ property: string; reason: string }>;
+}
+
+/**
+ * check() for every resource: validate and normalise the inputs. While some inputs are
+ * still unknown (preview), validate the known part and keep the raw inputs, so the engine
+ * still sees the unknowns; a problem in a known field is reported all the same.
+ * `extra` adds checks that need the parsed value (e.g. root-only options).
+ */
+export function checkInputs<T extends z.ZodTypeAny>(
+  resourceType: string,
+  schema: T,
+  news: Record<string, unknown>,
+  extra?: (parsed: z.infer<T>) => Array<{ field: string; message: string }>,
+): CheckOutcome<Record<string, unknown>> {
+  const unknown = unknownPaths(news);
+  const candidate = unknown.length ? withoutUnknowns(news) : news;
+  const r = schema.safeParse(candidate);
+  let failures: Array<{ field: string; message: string }> = [];
+  if (!r.success) {
+    failures = r.error.issues.map((i) => ({ field: fieldPath(i.path), message: describe(i) }));
+    // A "required" complaint about a field that is merely unknown yet is not a failure.
+    failures = failures.filter((f) => !unknown.some((u) => f.field === u || f.field.startsWith(`${u}.`) || f.field.startsWith(`${u}[`)));
+    if (unknown.length) failures = failures.filter((f) => f.field !== "(inputs)");
+  } else if (extra) {
+    failures = extra(r.data);
+  }
+  if (failures.length) {
+    return { inputs: news, failures: failures.map((f) => ({ property: f.field.split(/[.[]/)[0], reason: `${resourceType} ${f.field}: ${f.message}` })) };
+  }
+  return { inputs: unknown.length || !r.success ? news : (r.data as Record<string, unknown>) };
+}

@@ -167,7 +167,8 @@ function parseMountOptions(v: PveConfig[string] | undefined): MountOption[] | un
 /** Parse GET config (current=1) output. Unknown keys are ignored. */
 export function fromPveConfig(raw: Record<string, unknown>): ObservedContainer {
   const c: PveConfig = {};
-  for (const [k, v] of Object.entries(raw)) if (v !== undefined && v !== null) c[k] = String(v);
+  // The client's zod schemas coerce some keys to numbers/booleans; back to PVE's text form.
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined && v !== null) c[k] = typeof v === "boolean" ? (v ? "1" : "0") : String(v);
   const a: Partial<ContainerArgs> = {};
   const volids: Record<string, string> = {};
   const hwaddrs: Record<string, string> = {};
