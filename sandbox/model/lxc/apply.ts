@@ -252,7 +252,9 @@ export function updateConfig(core: Core, ct: LoadedCt, input: UpdateInput): void
     const isSet = conf.keys[k] !== undefined || conf.pending[k] !== undefined || (k === "env" && conf.lxc.length > 0) || (k === "description" && conf.description !== undefined);
     if (!isSet) continue; // PVE only warns: cannot delete 'x' - not set in current configuration!
     delete conf.pending[k];
-    dels.push(k);
+    // A value that only exists pending is simply dropped; applied ones get a delete mark.
+    const applied = conf.keys[k] !== undefined || (k === "env" && conf.lxc.length > 0) || (k === "description" && conf.description !== undefined);
+    if (applied) dels.push(k);
   }
   setPendingDeletes(conf, dels);
   for (const [k, v] of Object.entries(values)) {
