@@ -398,12 +398,13 @@ export class LxcApi {
    * the AndWait variant finds that task and waits, then checks `template: 1`.
    */
   async template(node: string, vmid: number, opts: CallOpts = {}): Promise<void> {
+    const since = this.since();
     await this.client.post(`${this.base(node, vmid)}/template`, undefined, {
       logger: opts.logger,
       verifyEffect: async () => {
         const cfg = await this.getConfig(node, vmid, {}, opts);
         if (cfg.template) return true;
-        return (await this.client.tasks.findRecent(node, { type: "vztemplate", id: vmid, sinceSec: this.since() - 60 }, opts.logger)) ?? false;
+        return (await this.client.tasks.findRecent(node, { type: "vztemplate", id: vmid, sinceSec: since }, opts.logger)) ?? false;
       },
     });
   }
