@@ -1,1 +1,2 @@
 export * from "./noop";
+export * from "./container";

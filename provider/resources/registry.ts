@@ -39,6 +39,7 @@ export interface ResourceHandler<Inputs = any, Outputs = any> {
 /** kind -> module path relative to this file. Add new resources here. */
 const HANDLER_MODULES: Record<string, string> = {
   Noop: "./noop",
+  Container: "./container/handler",
 };
 
 const loaded = new Map<string, ResourceHandler>();

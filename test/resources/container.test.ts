@@ -46,12 +46,19 @@ describe("Container handler (in process, against the sandbox)", function () {
     resourceName: "web",
   });
 
-  async function up(inputs: Record<string, unknown>, olds?: { id: string; outs: Record<string, unknown> }) {
+  async function up(inputs: Record<string, unknown>): Promise<{ id: string; outs: Record<string, any> }> {
     const checked = await handler.check!({}, inputs);
     expect(checked.failures ?? []).to.deep.equal([]);
-    if (!olds) return handler.create(checked.inputs);
+    const r = await handler.create(checked.inputs);
+    return { id: r.id, outs: r.outs as Record<string, any> };
+  }
+
+  async function change(inputs: Record<string, unknown>, olds: { id: string; outs: Record<string, any> }) {
+    const checked = await handler.check!({}, inputs);
+    expect(checked.failures ?? []).to.deep.equal([]);
     const d = await handler.diff!(olds.id, olds.outs, checked.inputs);
-    return { diff: d, result: d.changes ? await handler.update!(olds.id, olds.outs, checked.inputs) : { outs: olds.outs } };
+    const outs = d.changes ? ((await handler.update!(olds.id, olds.outs, checked.inputs)).outs as Record<string, any>) : olds.outs;
+    return { diff: d, result: { outs } };
   }
 
   it("creates, refreshes without drift, changes in place, grows and migrates", async () => {
@@ -72,7 +79,7 @@ describe("Container handler (in process, against the sandbox)", function () {
 
     // Memory and cores change in place on the running CT.
     const bigger = { ...base(), cpu: { cores: 2 }, memory: { dedicated: 1024, swap: 0 } };
-    let step = await up(bigger, { id, outs: read.props! });
+    let step = await change(bigger, { id, outs: read.props! });
     expect(step.diff.replaces ?? []).to.deep.equal([]);
     const client = providerClient();
     let cfg = await client.lxc.getConfig("pve1", Number(id), { current: true });
@@ -83,7 +90,7 @@ describe("Container handler (in process, against the sandbox)", function () {
     const rootVol = (step.result.outs as any).volids.rootfs;
     await sb.admin.writeVolumeMarker(rootVol, "precious");
     const grown = { ...bigger, rootfs: { storage: "local-lvm", size: "6G" }, mountPoints: [{ slot: 0, storage: "local-lvm", size: "1G", path: "/data" }] };
-    step = await up(grown, { id, outs: step.result.outs as any });
+    step = await change(grown, { id, outs: step.result.outs });
     expect(step.diff.replaces ?? []).to.deep.equal([]);
     cfg = await client.lxc.getConfig("pve1", Number(id), { current: true });
     expect(cfg.rootfs).to.match(/size=6G/);
@@ -92,7 +99,7 @@ describe("Container handler (in process, against the sandbox)", function () {
 
     // Grow the mount point, then refuse to shrink it with an explanation.
     const mpGrown = { ...grown, mountPoints: [{ slot: 0, storage: "local-lvm", size: "2G", path: "/data" }] };
-    step = await up(mpGrown, { id, outs: step.result.outs as any });
+    step = await change(mpGrown, { id, outs: step.result.outs });
     cfg = await client.lxc.getConfig("pve1", Number(id), { current: true });
     expect(String(cfg.mp0)).to.match(/size=2G/);
     const shrink = { ...mpGrown, mountPoints: [{ slot: 0, storage: "local-lvm", size: "1G", path: "/data" }] };
@@ -104,7 +111,7 @@ describe("Container handler (in process, against the sandbox)", function () {
 
     // Node change: migrate, same vmid, data still there.
     const moved = { ...mpGrown, node: "pve2" };
-    step = await up(moved, { id, outs: step.result.outs as any });
+    step = await change(moved, { id, outs: step.result.outs });
     expect(step.diff.replaces ?? []).to.deep.equal([]);
     expect((step.result.outs as any).node).to.equal("pve2");
     expect((step.result.outs as any).vmid).to.equal(Number(id));
@@ -113,7 +120,7 @@ describe("Container handler (in process, against the sandbox)", function () {
     expect(where?.node).to.equal("pve2");
 
     // Remove the mount point, then destroy.
-    step = await up({ ...moved, mountPoints: [] }, { id, outs: step.result.outs as any });
+    step = await change({ ...moved, mountPoints: [] }, { id, outs: step.result.outs });
     cfg = await client.lxc.getConfig("pve2", Number(id), { current: true });
     expect(cfg.mp0).to.equal(undefined);
     await handler.delete!(id, step.result.outs as any);

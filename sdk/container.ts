@@ -1,0 +1,182 @@
+/**
+ * Container: a Proxmox VE LXC container, managed declaratively.
+ *
+ * What a change does (shown by `pulumi preview`): `vmid`, `unprivileged` and `template`
+ * replace the container; a `node` change migrates it (restart mode when running); a disk
+ * on another storage is moved; a bigger disk is grown in place; a smaller one is refused
+ * with an explanation; everything else is changed in place (applied live where Proxmox
+ * can hotplug it, otherwise after a reboot per `pendingChanges`). See docs/container.md.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ProxmoxResource } from "./resource";
+
+type In<T> = pulumi.Input<T>;
+
+/** A size: "8G", "512M", "1T", or a number of GiB. */
+export type Size = string | number;
+
+export interface RootfsArgs {
+  /** Storage for the root volume, e.g. "local-lvm". A change moves the volume. */
+  storage: In<string>;
+  /** Size; growing resizes in place, shrinking is refused. */
+  size: In<Size>;
+  acl?: In<boolean>;
+  quota?: In<boolean>;
+  replicate?: In<boolean>;
+  mountOptions?: In<In<"discard" | "lazytime" | "noatime" | "nodev" | "noexec" | "nosuid">[]>;
+}
+
+export interface MountPointArgs {
+  /** The `mpN` slot (0-255). Adding a slot adds a mount point, removing one detaches it. */
+  slot: In<number>;
+  /** New volume on this storage (with `size`). */
+  storage?: In<string>;
+  size?: In<Size>;
+  /** An existing volume ID to attach. */
+  volume?: In<string>;
+  /** A host directory or device to bind-mount (root@pam only). */
+  hostPath?: In<string>;
+  /** Path inside the container, e.g. "/data". */
+  path: In<string>;
+  acl?: In<boolean>;
+  backup?: In<boolean>;
+  quota?: In<boolean>;
+  readOnly?: In<boolean>;
+  replicate?: In<boolean>;
+  shared?: In<boolean>;
+  mountOptions?: In<In<"discard" | "lazytime" | "noatime" | "nodev" | "noexec" | "nosuid">[]>;
+}
+
+export interface NetworkArgs {
+  /** The `netN` slot (0-31); defaults to the lowest free one, in order. */
+  slot?: In<number>;
+  /** Interface name inside the container, e.g. "eth0". */
+  name: In<string>;
+  bridge?: In<string>;
+  firewall?: In<boolean>;
+  /** "dhcp", "manual" or a CIDR such as "192.168.1.10/24". */
+  ip?: In<string>;
+  gw?: In<string>;
+  /** "auto", "dhcp", "manual" or a CIDR. */
+  ip6?: In<string>;
+  gw6?: In<string>;
+  /** Fixed MAC address; by default Proxmox assigns one and it is kept across changes. */
+  hwaddr?: In<string>;
+  mtu?: In<number>;
+  /** Rate limit in MB/s. */
+  rate?: In<number>;
+  /** VLAN tag. */
+  tag?: In<number>;
+  trunks?: In<In<number>[]>;
+  linkDown?: In<boolean>;
+  /** Let the host manage the IP configuration (application containers). */
+  hostManaged?: In<boolean>;
+}
+
+export interface DeviceArgs {
+  slot?: In<number>;
+  path: In<string>;
+  mode?: In<string>;
+  uid?: In<number>;
+  gid?: In<number>;
+  denyWrite?: In<boolean>;
+}
+
+/** Anything with a template volume ID: a Template or an OciImage resource. */
+export interface TemplateSource {
+  volid: pulumi.Output<string>;
+  /** OciImage: the image's entrypoint/env, used unless the container sets its own. */
+  entrypoint?: pulumi.Output<string | undefined>;
+  env?: pulumi.Output<Record<string, string> | undefined>;
+}
+
+export interface ContainerArgs {
+  /** The node the container runs on. Changing it migrates the container. */
+  node: In<string>;
+  /** Fixed VMID; allocated when omitted. Changing it replaces the container. */
+  vmid?: In<number>;
+  hostname?: In<string>;
+  description?: In<string>;
+  /** Tags; stored lower-cased, sorted and deduplicated, as Proxmox does. */
+  tags?: In<In<string>[]>;
+  /** Resource pool membership. */
+  pool?: In<string>;
+  /** Proxmox protection flag: blocks destroy and disk removal. */
+  protection?: In<boolean>;
+  /** Template volume ID, or a Template/OciImage resource. Changing it replaces the container. */
+  template?: In<string> | TemplateSource;
+  ostype?: In<"debian" | "devuan" | "ubuntu" | "centos" | "fedora" | "opensuse" | "archlinux" | "alpine" | "gentoo" | "nixos" | "unmanaged">;
+  arch?: In<"amd64" | "i386" | "arm64" | "armhf" | "riscv32" | "riscv64">;
+  /** Default true. Changing it replaces the container. */
+  unprivileged?: In<boolean>;
+  features?: In<{ nesting?: In<boolean>; keyctl?: In<boolean>; fuse?: In<boolean>; mknod?: In<boolean>; mount?: In<In<string>[]>; forceRwSys?: In<boolean> }>;
+  cpu?: In<{ cores?: In<number>; limit?: In<number>; units?: In<number> }>;
+  /** Memory and swap in MiB. */
+  memory?: In<{ dedicated?: In<number>; swap?: In<number> }>;
+  rootfs?: In<RootfsArgs>;
+  mountPoints?: In<In<MountPointArgs>[]>;
+  networks?: In<In<NetworkArgs>[]>;
+  dns?: In<{ servers?: In<In<string>[]>; searchDomains?: In<In<string>[]> }>;
+  startup?: In<{ order?: In<number>; up?: In<number>; down?: In<number> }>;
+  startOnBoot?: In<boolean>;
+  /** Desired power state. Default true. */
+  started?: In<boolean>;
+  console?: In<{ enabled?: In<boolean>; mode?: In<"shell" | "console" | "tty">; ttys?: In<number> }>;
+  timezone?: In<string>;
+  hookscript?: In<string>;
+  devices?: In<In<DeviceArgs>[]>;
+  /** Applied at creation only. */
+  sshPublicKeys?: In<string>;
+  /** Root password, applied at creation only. Stored as a secret. */
+  password?: In<string>;
+  /** Application containers: the command to run. */
+  entrypoint?: In<string>;
+  env?: In<Record<string, In<string>>>;
+  haManaged?: In<boolean>;
+  /** Seconds. Pulumi's customTimeouts do not reach dynamic providers, so they are inputs here. */
+  timeouts?: In<{ create?: In<number>; update?: In<number>; delete?: In<number>; start?: In<number>; shutdown?: In<number>; migrate?: In<number> }>;
+  /** What to do when a change on a running CT needs a restart: "reboot" (default) or "leave" it pending. */
+  pendingChanges?: In<"reboot" | "leave">;
+  /** Take over the existing container `vmid` instead of creating one. */
+  adopt?: In<boolean>;
+  /** Snapshot before a risky update, roll back if it fails, delete it after success. */
+  safetySnapshot?: In<boolean>;
+}
+
+function isTemplateSource(t: unknown): t is TemplateSource {
+  return !!t && typeof t === "object" && "volid" in (t as object) && pulumi.Output.isInstance((t as TemplateSource).volid);
+}
+
+export class Container extends ProxmoxResource {
+  declare public readonly vmid: pulumi.Output<number>;
+  declare public readonly node: pulumi.Output<string>;
+  /** "running" or "stopped". */
+  declare public readonly status: pulumi.Output<string>;
+  declare public readonly hostname: pulumi.Output<string | undefined>;
+  /** `rootfs`/`mpN` → volume ID. */
+  declare public readonly volids: pulumi.Output<Record<string, string>>;
+  /** `netN` → MAC address. */
+  declare public readonly hwaddrs: pulumi.Output<Record<string, string>>;
+  /** Interface name → global unicast IPv4 addresses (CIDR). */
+  declare public readonly ipv4: pulumi.Output<Record<string, string[]>>;
+  declare public readonly ipv6: pulumi.Output<Record<string, string[]>>;
+  declare public readonly tags: pulumi.Output<string[] | undefined>;
+  declare public readonly template: pulumi.Output<string | undefined>;
+  declare public readonly entrypoint: pulumi.Output<string | undefined>;
+  declare public readonly env: pulumi.Output<Record<string, string> | undefined>;
+
+  constructor(name: string, args: ContainerArgs, opts?: pulumi.CustomResourceOptions) {
+    const { template, ...rest } = args;
+    const props: Record<string, unknown> = { ...rest, resourceName: name };
+    if (isTemplateSource(template)) {
+      props.template = template.volid;
+      // Explicit inputs win over what the image says.
+      if (args.entrypoint === undefined && template.entrypoint) props.entrypoint = template.entrypoint;
+      if (args.env === undefined && template.env) props.env = template.env;
+    } else {
+      props.template = template;
+    }
+    for (const k of ["vmid", "status", "volids", "hwaddrs", "ipv4", "ipv6"]) if (props[k] === undefined) props[k] = undefined;
+    super("Container", name, props, opts, { secretOutputs: ["password"] });
+  }
+}
