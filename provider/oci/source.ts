@@ -11,10 +11,10 @@ export type ImageSource =
 
 const TRANSPORTS = ["docker://", "oci:", "oci-archive:", "docker-archive:"];
 
-/** Splits `PATH[:TAG]`: the last ':' starts a tag only if what follows has no '/'. */
+/** Splits `PATH[:REF]` at the first ':' as skopeo does (so a REF may contain ':'). */
 function splitPathTag(s: string): [string, string | undefined] {
-  const i = s.lastIndexOf(":");
-  if (i > 0 && !s.slice(i + 1).includes("/")) return [s.slice(0, i), s.slice(i + 1) || undefined];
+  const i = s.indexOf(":");
+  if (i > 0) return [s.slice(0, i), s.slice(i + 1) || undefined];
   return [s, undefined];
 }
 
