@@ -20,6 +20,8 @@ export interface ApiRequest {
   /** Validated parameters (path params included), scalars as strings. */
   params: Record<string, any>;
   id: Identity;
+  /** The streamed upload's temp file (POST …/upload). */
+  uploadFile?: string;
   /** Set by a handler to add `total` to the envelope (task list/log). */
   total?: number;
 }

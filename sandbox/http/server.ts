@@ -88,9 +88,14 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 
 function resetConnection(req: http.IncomingMessage, res: http.ServerResponse): void {
   // A TCP RST as far as Node allows: destroy the socket without a response.
+  // resetAndDestroy() needs a TCP handle; TLS sockets wrap theirs, so fall back to destroy().
   const sock = req.socket as import("node:net").Socket & { resetAndDestroy?: () => void };
-  if (typeof sock.resetAndDestroy === "function") sock.resetAndDestroy();
-  else sock.destroy();
+  try {
+    sock.resetAndDestroy?.();
+  } catch {
+    // not a TCP handle
+  }
+  sock.destroy();
   res.destroy();
 }
 
@@ -225,7 +230,8 @@ async function handle(core: Core, req: http.IncomingMessage, res: http.ServerRes
   try {
     const props = match.info.parameters?.properties ?? {};
     let params = mergeParams(hm === "GET" || hm === "DELETE" ? {} : body, query, match.pathParams);
-    if (uploadTmp) params.tmpfilename = uploadTmp;
+    // PVE's schema pins tmpfilename to /var/tmp/pveupload-<hex>; the real file lives in the data dir.
+    if (uploadTmp) params.tmpfilename = `/var/tmp/${path.basename(uploadTmp)}`;
     normaliseParams(props, params);
     const errors = validateParams(props, params, match.info.parameters?.additionalProperties === 1);
     if (errors) {
@@ -236,7 +242,7 @@ async function handle(core: Core, req: http.IncomingMessage, res: http.ServerRes
 
     const handler = core.routes.get(counterKey);
     if (!handler) throw new ApiError(501, `Method '${hm} ${rel}' not implemented`);
-    const apiReq: ApiRequest = { core, method: hm, template: match.template, path: rel, params, id: id ?? { userid: "", authid: "", via: "ticket" } };
+    const apiReq: ApiRequest = { core, method: hm, template: match.template, path: rel, params, id: id ?? { userid: "", authid: "", via: "ticket" }, uploadFile: uploadTmp };
     const data = await handler(apiReq);
     if (fault?.action === "reset-after") {
       resetConnection(req, res);

@@ -164,7 +164,7 @@ export function registerStorage(core: Core): void {
     if (!EXT[content]?.test(filename)) throw paramError({ filename: "wrong file extension" });
     if (!def.pathBased) throw fail(`can't upload to storage type '${def.type}'`);
     if (!def.content.includes(content)) throw fail(`storage '${def.storage}' does not support '${content}' content`);
-    const tmp = String(req.params.tmpfilename ?? "");
+    const tmp = req.uploadFile ?? "";
     if (!tmp || !fs.existsSync(tmp)) throw fail("upload failed");
     // The request pipeline deletes its temp file when the handler returns; the task owns this one.
     const owned = `${tmp}.task`;
