@@ -158,4 +158,25 @@ describe("Container handler (in process, against the sandbox)", function () {
     await Promise.all(results.map((r) => handler.delete!(r.id, r.outs)));
     expect((await sb.admin.counters()).violationCount).to.equal(0);
   });
+
+  it("safetySnapshot rolls back a failing update and removes the snapshot", async () => {
+    const client = providerClient();
+    const created = await up({ ...base(), safetySnapshot: true, networks: [] });
+    const vmid = Number(created.id);
+    // features change on a running CT stays pending → reboot; make the reboot fail.
+    await sb.admin.failTask({ type: "vzreboot", vmid, exitstatus: "startup for container '" + vmid + "' failed" });
+    const checked = await handler.check!({}, { ...base(), safetySnapshot: true, networks: [], features: { nesting: true } });
+    await handler.update!(created.id, created.outs, checked.inputs).then(
+      () => expect.fail("the update should have failed"),
+      (e: Error) => expect(e.message).to.match(/rolled back to its state before this update/),
+    );
+    const cfg = await client.lxc.getConfig("pve1", vmid, { current: true });
+    expect(cfg.features).to.equal(undefined);
+    expect((await client.lxc.listSnapshots("pve1", vmid)).map((x) => x.name)).to.deep.equal(["current"]);
+    // Without the injected failure the same update goes through and leaves no snapshot behind.
+    const res = await handler.update!(created.id, created.outs, checked.inputs);
+    expect(String((await client.lxc.getConfig("pve1", vmid, { current: true })).features)).to.equal("nesting=1");
+    expect((await client.lxc.listSnapshots("pve1", vmid)).map((x) => x.name)).to.deep.equal(["current"]);
+    await handler.delete!(created.id, res.outs);
+  });
 });

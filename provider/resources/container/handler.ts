@@ -10,6 +10,7 @@ import { containerArgsSchema, rootOnlyReasons, type ContainerArgs } from "./args
 import { fromPveConfig, mountPointString, rootfsString, toPveKeys, stripUndefined } from "./pveConfig";
 import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan";
 import { refreshedArgs } from "./project";
+import { withSafetySnapshot } from "./safety";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
 import { runOperation, partialFailure, type OperationContext } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
@@ -249,7 +250,8 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     const plan = planChanges(previousArgs(olds, a), a, { volids: (olds.volids as Record<string, string>) ?? {}, hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {} });
     const where = await locate(client, vmid);
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
-    await execute(client, vmid, where.node, a, plan, ctx);
+    const run = () => execute(client, vmid, where.node, a, plan, ctx);
+    await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, run) : run());
     return { outs: await readOutputs(client, a, vmid, a.node, ctx) };
   });
 }
