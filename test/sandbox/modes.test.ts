@@ -1,0 +1,166 @@
+/**
+ * Sandbox conformance: OCI app containers (BEHAVIOR.md §7), PVE 8.4 mode (schema-driven
+ * 501/400 for 9.1-only features), `--state DIR` persistence across restarts.
+ */
+import { expect } from "chai";
+import * as crypto from "node:crypto";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+import * as tarStream from "tar-stream";
+import { startEnv, fetchTemplate, createCt, ALPINE, type Env } from "./helpers";
+
+function tar(entries: Array<{ name: string; data: Buffer | string }>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const pack = tarStream.pack();
+    const chunks: Buffer[] = [];
+    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
+    pack.on("end", () => resolve(Buffer.concat(chunks)));
+    pack.on("error", reject);
+    for (const e of entries) pack.entry({ name: e.name, mtime: new Date(0) }, e.data);
+    pack.finalize();
+  });
+}
+
+/** A minimal OCI image-layout archive with one gzip layer. */
+async function ociArchive(opts: { osRelease?: string; config: Record<string, unknown> }): Promise<Buffer> {
+  const layerFiles = [{ name: "bin/app", data: "#!/bin/sh\n" }];
+  if (opts.osRelease) layerFiles.push({ name: "etc/os-release", data: opts.osRelease });
+  const layerTar = await tar(layerFiles);
+  const layer = zlib.gzipSync(layerTar);
+  const sha = (b: Buffer | string) => crypto.createHash("sha256").update(b).digest("hex");
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: opts.config, rootfs: { type: "layers", diff_ids: [`sha256:${sha(layerTar)}`] } }));
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${sha(config)}`, size: config.length },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: `sha256:${sha(layer)}`, size: layer.length }],
+  }));
+  const index = JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length }] });
+  return tar([
+    { name: "oci-layout", data: '{"imageLayoutVersion":"1.0.0"}' },
+    { name: "index.json", data: index },
+    { name: `blobs/sha256/${sha(manifest)}`, data: manifest },
+    { name: `blobs/sha256/${sha(config)}`, data: config },
+    { name: `blobs/sha256/${sha(layer)}`, data: layer },
+  ]);
+}
+
+async function uploadTemplate(env: Env, filename: string, data: Buffer): Promise<void> {
+  const boundary = "----sbtest";
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"\r\n\r\nvztmpl\r\n--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename}"\r\nContent-Type: application/x-tar\r\n\r\n`),
+    data,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const r = await env.api("POST", "/nodes/pve1/storage/local/upload", { body, headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` } });
+  expect(r.status, r.text).to.equal(200);
+  expect((await env.wait(r.json.data)).exitstatus).to.equal("OK");
+}
+
+describe("sandbox: OCI application containers (§7)", function () {
+  let env: Env;
+  before(async () => {
+    env = await startEnv();
+  });
+  after(async () => env.sb.stop());
+
+  it("Entrypoint+Cmd → entrypoint, Env → env, console mode, host-managed nets, unmanaged without os-release", async () => {
+    await uploadTemplate(env, "app_1.0.tar", await ociArchive({ config: { Entrypoint: ["/bin/app", "--flag"], Cmd: ["hello world"], Env: ["PATH=/usr/bin", "A=1"], WorkingDir: "/srv" } }));
+    const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 300, ostemplate: "local:vztmpl/app_1.0.tar", rootfs: "local-lvm:1", net0: "name=eth0,bridge=vmbr0,ip=dhcp" });
+    expect(st.exitstatus).to.equal("WARNINGS: 1");
+    const log = await env.log(st.upid);
+    expect(log).to.include("Detected OCI archive");
+    expect(log).to.include("Auto-Enabling host-managed network for network device net0.");
+    const cfg = (await env.api("GET", "/nodes/pve1/lxc/300/config")).json.data;
+    expect(cfg.entrypoint).to.equal("/bin/app --flag 'hello world'");
+    expect(cfg.env).to.equal("PATH=/usr/bin\u0000A=1");
+    expect(cfg.cmode).to.equal("console");
+    expect(cfg.ostype).to.equal("unmanaged");
+    expect(cfg.net0).to.match(/host-managed=1/);
+    expect(cfg.lxc).to.deep.equal([["lxc.init.cwd", "/srv"]]);
+    const raw = (await env.sb.admin.rawConfig(300))!;
+    expect(raw).to.include("lxc.environment.runtime: PATH=/usr/bin\nlxc.environment.runtime: A=1\n");
+  });
+
+  it("ostype from /etc/os-release in the layers", async () => {
+    await uploadTemplate(env, "alp_3.20.tar", await ociArchive({ osRelease: "NAME=Alpine\nID=alpine\n", config: { Cmd: ["/bin/sh"] } }));
+    const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 301, ostemplate: "local:vztmpl/alp_3.20.tar", rootfs: "local-lvm:1" });
+    expect(st.exitstatus).to.equal("OK");
+    expect((await env.api("GET", "/nodes/pve1/lxc/301/config")).json.data.ostype).to.equal("alpine");
+  });
+
+  it("oci-registry-pull: filename rule and refusing to override", async () => {
+    await uploadTemplate(env, "alpine_3.20.tar", await ociArchive({ config: {} }));
+    const r = await env.api("POST", "/nodes/pve1/storage/local/oci-registry-pull", { form: { reference: "docker.io/library/alpine:3.20" } });
+    expect(r.status).to.equal(500);
+    const hasSkopeo = spawnSync("sh", ["-c", "command -v skopeo"]).status === 0;
+    expect(r.json.message).to.equal(hasSkopeo ? "refusing to override existing file 'alpine_3.20.tar'\n" : "Install 'skopeo' to pull OCI images from registries.\n");
+  });
+});
+
+describe("sandbox: PVE 8.4 mode", function () {
+  let env: Env;
+  before(async () => {
+    env = await startEnv({ pveVersion: "8.4" });
+  });
+  after(async () => env.sb.stop());
+
+  it("reports 8.4 and rejects 9.1-only params and endpoints as 8.4 would", async () => {
+    const v = (await env.api("GET", "/version")).json.data;
+    expect(v.release).to.equal("8.4");
+    await env.sb.admin.resetCounters();
+    const r = await env.api("POST", "/nodes/pve1/lxc", {
+      form: { vmid: 100, ostemplate: "local:vztmpl/x.tar.gz", entrypoint: "/bin/sh", env: "A=1", net0: "name=eth0,bridge=vmbr0,host-managed=1" },
+    });
+    expect(r.status).to.equal(400);
+    expect(r.json.errors.entrypoint).to.equal("property is not defined in schema and the schema does not allow additional properties");
+    expect(r.json.errors.env).to.equal("property is not defined in schema and the schema does not allow additional properties");
+    expect(r.json.errors.net0).to.equal("invalid format - invalid key in comma-separated list property: host-managed\n");
+    const pull = await env.api("POST", "/nodes/pve1/storage/local/oci-registry-pull", { form: { reference: "alpine:3.20" } });
+    expect(pull.status).to.equal(501);
+    expect(pull.json.message).to.equal("Method 'POST /nodes/pve1/storage/local/oci-registry-pull' not implemented\n");
+    expect((await env.sb.admin.counters()).violationCount).to.equal(2);
+  });
+
+  it("uses the pre-9.1.5 401 texts", async () => {
+    const { request } = await import("./helpers");
+    const bad = await request(env.sb, "GET", "/version", { auth: { token: "root@pam!sandbox=nope" } });
+    expect(bad.status).to.equal(401);
+    expect(bad.reason).to.equal("invalid token value!");
+  });
+});
+
+describe("sandbox: --state DIR persistence", function () {
+  it("a CT, the template, tokens and the certificate survive a restart", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sb-state-"));
+    try {
+      const env1 = await startEnv({ stateDir: dir });
+      await fetchTemplate(env1, ALPINE);
+      await createCt(env1, 100, { ostemplate: `local:vztmpl/${ALPINE}`, hostname: "keep", net0: "name=eth0,bridge=vmbr0,ip=dhcp" });
+      await env1.sb.admin.writeVolumeMarker("local-lvm:vm-100-disk-0", "persisted");
+      const cfg1 = (await env1.api("GET", "/nodes/pve1/lxc/100/config")).json.data;
+      const first = { token: env1.sb.apiToken, fp: env1.sb.tlsFingerprint, pw: env1.sb.password };
+      await env1.sb.stop();
+      expect(fs.existsSync(path.join(dir, "state.json"))).to.equal(true);
+
+      const env2 = await startEnv({ stateDir: dir });
+      try {
+        expect({ token: env2.sb.apiToken, fp: env2.sb.tlsFingerprint, pw: env2.sb.password }).to.deep.equal(first);
+        const cfg2 = (await env2.api("GET", "/nodes/pve1/lxc/100/config")).json.data;
+        expect(cfg2).to.deep.equal(cfg1);
+        expect(await env2.sb.admin.readVolumeMarker("local-lvm:vm-100-disk-0")).to.equal("persisted");
+        const content = (await env2.api("GET", "/nodes/pve1/storage/local/content")).json.data.map((c: any) => c.volid);
+        expect(content).to.include(`local:vztmpl/${ALPINE}`);
+        const tasks = (await env2.api("GET", "/nodes/pve1/tasks?vmid=100")).json.data;
+        expect(tasks.map((t: any) => t.type)).to.include("vzcreate");
+        expect((await env2.api("GET", "/cluster/nextid")).json.data).to.equal("101");
+      } finally {
+        await env2.sb.stop();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
