@@ -328,7 +328,21 @@ export class PveClient {
     /** After an ambiguous failure of a non-idempotent call: did it act? */
     const checkEffect = async (): Promise<{ done: true; value: unknown } | { done: false }> => {
       if (!opts.verifyEffect) return { done: false };
-      const r = await opts.verifyEffect();
+      let r: boolean | string;
+      try {
+        r = await opts.verifyEffect();
+      } catch (e) {
+        if (e instanceof PveConnectionError) {
+          record("unverified");
+          throw new PveConnectionError(
+            base,
+            e.code,
+            `the answer to ${method} ${path} was lost and checking whether it took effect failed too (${e.message}). ` +
+              "Check the object's state on the server before repeating the operation.",
+          );
+        }
+        throw e;
+      }
       if (r === true) return { done: true, value: null };
       if (typeof r === "string") return { done: true, value: r };
       return { done: false };
