@@ -1,2 +1,4 @@
 export * from "./noop";
 export * from "./container";
+export * from "./template";
+export * from "./snapshot";
