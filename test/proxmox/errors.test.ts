@@ -12,7 +12,8 @@ import {
   PveTaskFailedError,
 } from "../../provider/proxmox/errors";
 import { encodeParams } from "../../provider/proxmox/encode";
-import { configMatches } from "../../provider/proxmox/lxc";
+import { configMatches, LxcConfigSchema } from "../../provider/proxmox/lxc";
+import { zNum, zInt, zBool, parseResponse, PveResponseShapeError } from "../../provider/proxmox/coerce";
 import { loadSchema } from "../../provider/proxmox/schema";
 import { registerSecret } from "../../provider/logging";
 
@@ -85,5 +86,20 @@ describe("configMatches (verifying a PUT whose answer was lost)", () => {
     expect(configMatches(cfg, { set: { memory: 2048 } })).to.equal(false);
     expect(configMatches(cfg, { delete: ["onboot"] })).to.equal(false);
     expect(configMatches(cfg, { delete: ["swap"] })).to.equal(true);
+  });
+});
+
+describe("response coercion (BEHAVIOR.md 1.3)", () => {
+  it("accepts numbers as numeric strings and 0/1 booleans", () => {
+    expect(zInt.parse("100")).to.equal(100);
+    expect(zNum.parse("2.5")).to.equal(2.5);
+    expect(zNum.parse("1.5e+11")).to.equal(1.5e11);
+    expect(zBool.parse(0)).to.equal(false);
+    expect(zBool.parse("1")).to.equal(true);
+    const cfg = LxcConfigSchema.parse({ cpulimit: "2", memory: 512, onboot: 1, unprivileged: "1", digest: "ab", net0: "name=eth0" });
+    expect(cfg).to.deep.include({ cpulimit: 2, memory: 512, onboot: true, unprivileged: true, net0: "name=eth0" });
+  });
+  it("a shape mismatch names the endpoint and field", () => {
+    expect(() => parseResponse(LxcConfigSchema, { memory: "lots" }, "GET /nodes/{node}/lxc/{vmid}/config")).to.throw(PveResponseShapeError, /GET \/nodes\/\{node\}\/lxc\/\{vmid\}\/config: memory/);
   });
 });
