@@ -40,6 +40,8 @@ export interface ResourceHandler<Inputs = any, Outputs = any> {
 const HANDLER_MODULES: Record<string, string> = {
   Noop: "./noop",
   Container: "./container/handler",
+  Template: "./template/handler",
+  Snapshot: "./snapshot/handler",
 };
 
 const loaded = new Map<string, ResourceHandler>();
