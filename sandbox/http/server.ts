@@ -10,6 +10,7 @@ import type * as http from "node:http";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import Busboy from "busboy";
 import { validateParams } from "../../provider/proxmox/validate";
 import type { HttpMethod } from "../../provider/proxmox/schema";
@@ -38,7 +39,7 @@ function baseHeaders(status: number): Record<string, string> {
   return h;
 }
 
-function send(res: http.ServerResponse, r: Reply): number {
+function send(res: http.ServerResponse, r: Reply, acceptEncoding = ""): number {
   let status = r.status;
   let reason = r.reason;
   let body = r.body;
@@ -49,8 +50,13 @@ function send(res: http.ServerResponse, r: Reply): number {
     body = undefined;
   }
   const headers = { ...baseHeaders(status), ...(r.headers ?? {}) };
-  const buf = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body, "utf8");
+  let buf = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body, "utf8");
   if (body !== undefined) headers["Content-Type"] = r.contentType ?? "application/json;charset=UTF-8";
+  // Bodies over 1024 bytes are gzip-compressed when the client accepts it (§1.1).
+  if (buf.length > 1024 && /\bgzip\b/.test(acceptEncoding) && headers["Content-Type"] !== "application/octet-stream") {
+    buf = zlib.gzipSync(buf);
+    headers["Content-Encoding"] = "gzip";
+  }
   headers["Content-Length"] = String(buf.length);
   if (res.headersSent || res.destroyed) return 0;
   res.writeHead(status, reason ?? undefined, headers);
@@ -113,7 +119,7 @@ export function createRequestHandler(core: Core): (req: http.IncomingMessage, re
     handle(core, req, res, (t) => (endpoint = t)).then(
       (r) => {
         if (r === "dropped") return finish(0, 0);
-        const bytes = send(res, r);
+        const bytes = send(res, r, String(req.headers["accept-encoding"] ?? ""));
         finish(r.status, bytes);
       },
       async (e) => {
@@ -121,7 +127,7 @@ export function createRequestHandler(core: Core): (req: http.IncomingMessage, re
         if (!(e instanceof ApiError)) core.log.error({ err: e }, "sandbox handler crashed");
         // Every 401 is delayed, the handler's own (bad login) included (§2.3).
         if (r.status === 401 && core.authFailureDelayMs) await sleep(core.authFailureDelayMs);
-        finish(r.status, send(res, r));
+        finish(r.status, send(res, r, String(req.headers["accept-encoding"] ?? "")));
       },
     );
   };

@@ -36,6 +36,25 @@ export function registerCluster(core: Core): void {
     return ["aplinfo", "lxc", "status", "storage", "tasks", "version"].map((name) => ({ name }));
   });
 
+  route(core, "GET", "/nodes/{node}/status", (req) => {
+    checkNode(core, req.params.node);
+    core.auth.check(req.id, `/nodes/${req.params.node}`, ["Sys.Audit"]);
+    const cpus = os.cpus().length;
+    return {
+      uptime: Math.floor(process.uptime()) + 3600, loadavg: ["0.10", "0.08", "0.05"], cpu: 0.02, wait: 0,
+      cpuinfo: { cpus, cores: cpus, sockets: 1, model: "sandbox vCPU", mhz: "2400.000", hvm: "1", flags: "" },
+      memory: { total: 16 * 1024 ** 3, used: 2 * 1024 ** 3, free: 14 * 1024 ** 3 },
+      swap: { total: 0, used: 0, free: 0 }, rootfs: { total: 64 * 1024 ** 3, used: 4 * 1024 ** 3, free: 60 * 1024 ** 3, avail: 60 * 1024 ** 3 },
+      ksm: { shared: 0 }, kversion: "Linux 6.14.11-4-pve #1 SMP PREEMPT_DYNAMIC", pveversion: `pve-manager/${core.fullVersion}/sandbox`,
+      "boot-info": { mode: "efi", secureboot: 0 }, "current-kernel": { sysname: "Linux", release: "6.14.11-4-pve", version: "#1 SMP", machine: "x86_64" },
+    };
+  });
+
+  route(core, "GET", "/cluster/status", () => [
+    { type: "cluster", id: "cluster", name: "sandbox", nodes: core.nodes.length, quorate: 1, version: 1 },
+    ...core.nodes.map((node, i) => ({ type: "node", id: `node/${node}`, name: node, nodeid: i + 1, ip: "127.0.0.1", online: 1, local: i === 0 ? 1 : 0, level: "" })),
+  ]);
+
   route(core, "GET", "/cluster/nextid", (req) => {
     const taken = (v: number) => core.store.state.cts[String(v)] !== undefined;
     if (req.params.vmid !== undefined) {
@@ -168,7 +187,9 @@ export function registerCluster(core: Core): void {
     }
     if (p.since) items = items.filter((t) => t.starttime >= Number(p.since));
     if (p.until) items = items.filter((t) => t.starttime <= Number(p.until));
-    items.sort((a, b) => (b.endtime ?? Infinity) - (a.endtime ?? Infinity) || b.starttime - a.starttime);
+    // newest first; the archive index order breaks ties within one second
+    const order = new Map(items.map((t, i) => [t, i]));
+    items.sort((a, b) => (b.endtime ?? Infinity) - (a.endtime ?? Infinity) || b.starttime - a.starttime || order.get(b)! - order.get(a)!);
     req.total = items.length;
     const start = int(p.start) ?? 0;
     const limit = int(p.limit) ?? 50;

@@ -28,9 +28,10 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     expect(st).to.include({ status: "stopped", exitstatus: "OK", user: "root@pam", tokenid: "sandbox", type: "vzcreate" });
     const cfg = (await env.api("GET", "/nodes/pve1/lxc/100/config")).json.data;
     expect(cfg.hostname).to.equal("CT100");
-    expect(String(cfg.memory)).to.equal("512");
-    expect(String(cfg.swap)).to.equal("512");
-    expect(String(cfg.unprivileged)).to.equal("1");
+    // integers and booleans are JSON numbers (check_type), §1.3
+    expect(cfg.memory).to.equal(512);
+    expect(cfg.swap).to.equal(512);
+    expect(cfg.unprivileged).to.equal(1);
     expect(cfg.arch).to.equal("amd64");
     expect(cfg.ostype).to.equal("debian");
     expect(cfg.rootfs).to.equal("local-lvm:vm-100-disk-0,size=8G");
@@ -93,7 +94,7 @@ describe("sandbox: LXC lifecycle (§4)", function () {
   });
 
   it("task log paging and task list filters (§3.4)", async () => {
-    const r = await env.api("GET", "/nodes/pve1/tasks?typefilter=vzcreate&limit=1");
+    const r = await env.api("GET", "/nodes/pve1/tasks?typefilter=vzcreate&statusfilter=ok&limit=1");
     expect(r.json.data).to.have.length(1);
     expect(r.json.total).to.be.greaterThan(1);
     const upid = r.json.data[0].upid;
@@ -124,7 +125,7 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     expect(put.status).to.equal(200);
     expect(put.json.data).to.equal(null);
     const cur = (await env.api("GET", "/nodes/pve1/lxc/102/config?current=1")).json.data;
-    expect(String(cur.memory)).to.equal("1024");
+    expect(cur.memory).to.equal(1024);
     expect(cur.hostname).to.equal("web2");
     expect(cur.net1).to.match(/^name=eth1,bridge=vmbr1,hwaddr=BC:24:11:/);
     expect(cur.nameserver).to.equal(undefined);
@@ -134,7 +135,7 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     expect(merged.features).to.equal("nesting=1");
     const pending = (await env.api("GET", "/nodes/pve1/lxc/102/pending")).json.data;
     expect(pending.find((i: any) => i.key === "features")).to.deep.equal({ key: "features", pending: "nesting=1" });
-    expect(pending.find((i: any) => i.key === "memory")).to.deep.equal({ key: "memory", value: "1024" });
+    expect(pending.find((i: any) => i.key === "memory")).to.deep.equal({ key: "memory", value: 1024 });
     expect(pending.find((i: any) => i.key === "digest")).to.have.property("value");
     const del = await env.api("PUT", "/nodes/pve1/lxc/102/config", { form: { delete: "swap,nameserver" } });
     expect(del.status).to.equal(200);

@@ -3,6 +3,8 @@
  * (BEHAVIOR.md §1, §2), with plain HTTPS requests.
  */
 import { expect } from "chai";
+import * as https from "node:https";
+import * as zlib from "node:zlib";
 import { request, startEnv, type Env } from "./helpers";
 
 describe("sandbox: transport and envelope (§1)", function () {
@@ -41,6 +43,22 @@ describe("sandbox: transport and envelope (§1)", function () {
     const r = await env.api("DELETE", "/nodes/pve1/lxc/100", { body: "force=1", headers: { "Content-Type": "application/x-www-form-urlencoded" } });
     expect(r.status).to.equal(501);
     expect(r.reason).to.equal("Unexpected content for method 'DELETE'");
+  });
+
+  it("gzip-compresses bodies over 1 KiB when the client accepts it", async () => {
+    const plain = await env.api("GET", "/nodes/pve1/aplinfo");
+    expect(plain.headers["content-encoding"]).to.equal(undefined);
+    expect(plain.text.length).to.be.greaterThan(1024);
+    const gz = await new Promise<{ enc?: string; body: string }>((resolve, reject) => {
+      const req = https.get(new URL("/api2/json/nodes/pve1/aplinfo", env.sb.endpoint), { ca: env.sb.caCertPem, headers: { Authorization: `PVEAPIToken=${env.sb.apiToken}`, "Accept-Encoding": "gzip" } }, (res) => {
+        const c: Buffer[] = [];
+        res.on("data", (d: Buffer) => c.push(d));
+        res.on("end", () => resolve({ enc: res.headers["content-encoding"], body: zlib.gunzipSync(Buffer.concat(c)).toString("utf8") }));
+      });
+      req.on("error", reject);
+    });
+    expect(gz.enc).to.equal("gzip");
+    expect(gz.body).to.equal(plain.text);
   });
 
   it("nextid is a JSON string; a taken vmid is a 400 with PVE's text", async () => {

@@ -5,7 +5,7 @@
  * Property-string values are printed canonically via the shared codec.
  */
 import * as crypto from "node:crypto";
-import { lxcKeyFormat, familyName, type PveVersion } from "../../../provider/proxmox/schema";
+import { loadSchema, lxcKeyFormat, type PveVersion } from "../../../provider/proxmox/schema";
 import { parsePropertyString, printPropertyString } from "../../../provider/proxmox/propertyString";
 
 export interface Section {
@@ -96,9 +96,21 @@ export function setEnv(sec: Section, env: string | undefined): void {
   sec.lxc = [...envLines, ...sec.lxc.filter(([k]) => k !== ENV_KEY)];
 }
 
+/**
+ * JSON type of a config value as PVE emits it: `parse_pct_config` runs `check_type`, which
+ * returns integers and booleans as numbers but `number` values as the raw string (§1.3).
+ */
+export function typedValue(key: string, value: string, version: PveVersion = "9.1"): string | number {
+  const schema = loadSchema(version).param("/nodes/{node}/lxc/{vmid}/config", "PUT", key);
+  const type = schema?.type ?? (key === "snaptime" ? "integer" : key === "template" ? "boolean" : undefined);
+  if ((type === "integer" || type === "boolean") && /^[+-]?\d+$/.test(value)) return Number(value);
+  return value;
+}
+
 /** A section as the API returns it (keys + description + env + lxc). */
-export function sectionToApi(sec: Section, withLxc = true): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...sec.keys };
+export function sectionToApi(sec: Section, withLxc = true, version: PveVersion = "9.1"): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(sec.keys)) out[k] = typedValue(k, v, version);
   if (sec.description !== undefined) out.description = sec.description;
   const env = envOf(sec);
   if (env !== undefined) out.env = env;
@@ -114,7 +126,7 @@ export function canonicalValue(key: string, value: string, version: PveVersion):
     return tags.join(";");
   }
   if (key === "nameserver" || key === "searchdomain") return value.split(/[\s,;]+/).filter(Boolean).join(" ");
-  const fmt = lxcKeyFormat(familyName(key) ? key : key, version);
+  const fmt = lxcKeyFormat(key, version);
   if (!fmt) return value;
   return printPropertyString(parsePropertyString(value, fmt), fmt);
 }

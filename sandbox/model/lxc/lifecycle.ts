@@ -7,7 +7,7 @@ import { bool, route } from "../../core";
 import type { Identity } from "../../auth";
 import { ApiError, fail, paramError } from "../../http/errors";
 import { splitList } from "../../../provider/proxmox/formats";
-import { digestOf, sectionToApi, isVolumeKey, isUnusedKey } from "./config";
+import { digestOf, sectionToApi, isVolumeKey, isUnusedKey, typedValue } from "./config";
 import { applyAllPending, checkDeleteRevert, checkKeyPerms, mergedKeys, updateConfig, volOf } from "./apply";
 import { checkLock, ctOnNode, ctStatus, saveCt, type LoadedCt } from "./status";
 import { checkNode } from "../cluster";
@@ -87,14 +87,14 @@ export function registerLifecycle(core: Core): void {
     if (p.snapshot !== undefined) {
       const snap = ct.conf.snapshots[p.snapshot];
       if (!snap) throw fail(`snapshot '${p.snapshot}' does not exist`);
-      out = sectionToApi(snap);
+      out = sectionToApi(snap, true, core.version);
     } else if (bool(p.current)) {
-      out = sectionToApi(ct.conf);
+      out = sectionToApi(ct.conf, true, core.version);
     } else {
-      out = sectionToApi(ct.conf);
+      out = sectionToApi(ct.conf, true, core.version);
       const merged = mergedKeys(ct.conf);
       for (const k of Object.keys(ct.conf.keys)) delete out[k];
-      Object.assign(out, merged.keys);
+      for (const [k, v] of Object.entries(merged.keys)) out[k] = typedValue(k, v, core.version);
       const dels = splitList(ct.conf.pending.delete ?? "").map((d) => d.replace(/^!/, ""));
       if (merged.env !== undefined) out.env = merged.env;
       for (const d of dels) delete out[d];
@@ -108,13 +108,13 @@ export function registerLifecycle(core: Core): void {
     const ct = load(core, req);
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.Audit"]);
     const conf = ct.conf;
-    const cur: Record<string, unknown> = sectionToApi(conf, false);
+    const cur: Record<string, unknown> = sectionToApi(conf, false, core.version);
     cur.digest = digestOf(ct.rec.conf);
     const items = new Map<string, Record<string, unknown>>();
     for (const [k, v] of Object.entries(cur)) items.set(k, { key: k, value: v });
     for (const [k, v] of Object.entries(conf.pending)) {
       if (k === "delete") continue;
-      items.set(k, { ...(items.get(k) ?? { key: k }), pending: v });
+      items.set(k, { ...(items.get(k) ?? { key: k }), pending: typedValue(k, v, core.version) });
     }
     for (const d of splitList(conf.pending.delete ?? "")) {
       const k = d.replace(/^!/, "");

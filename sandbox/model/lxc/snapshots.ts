@@ -206,7 +206,7 @@ export function registerSnapshots(core: Core): void {
     core.auth.checkAny(req.id, `/vms/${ct.vmid}`, ["VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit"]);
     const snap = ct.conf.snapshots[req.params.snapname];
     if (!snap) throw fail(`snapshot '${req.params.snapname}' does not exist`);
-    return sectionToApi(snap, false);
+    return sectionToApi(snap, false, core.version);
   });
 
   route(core, "PUT", `${base}/{snapname}/config`, async (req) => {
