@@ -75,7 +75,10 @@ function openSink(file: string): Sink {
     return { stream: d, flushSync: () => undefined };
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const d = pino.destination({ dest: file, sync: false, mkdir: true, append: true });
+  // Open synchronously: an asynchronous open is not done yet if the process dies in the
+  // same tick, and then nothing at all could be flushed.
+  const fd = fs.openSync(file, "a", 0o600);
+  const d = pino.destination({ dest: fd, sync: false });
   return {
     stream: d,
     flushSync: () => {
@@ -89,26 +92,10 @@ function openSink(file: string): Sink {
 }
 
 function prettyStream(target: pino.DestinationStream): pino.DestinationStream {
-  // pino-pretty is optional: used when installed, otherwise a compact built-in formatter.
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const pretty = require("pino-pretty");
-    return pretty({ destination: target, sync: true, colorize: false, translateTime: "SYS:HH:MM:ss.l" });
-  } catch {
-    return {
-      write(line: string) {
-        try {
-          const o = JSON.parse(line);
-          const { time, level, msg, pid: _pid, hostname: _h, ...rest } = o;
-          const lvl = pino.levels.labels[level] ?? level;
-          const extra = Object.keys(rest).length ? " " + JSON.stringify(rest) : "";
-          (target as unknown as { write(s: string): void }).write(`${new Date(time).toISOString()} ${String(lvl).toUpperCase()} ${msg ?? ""}${extra}\n`);
-        } catch {
-          (target as unknown as { write(s: string): void }).write(line);
-        }
-      },
-    } as pino.DestinationStream;
-  }
+  // Synchronous pino-pretty (no worker thread): a provider process may exit right after.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pretty = require("pino-pretty") as (o: Record<string, unknown>) => pino.DestinationStream;
+  return pretty({ destination: target, sync: true, colorize: false, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" });
 }
 
 let current: { logger: Logger; sink?: Sink } | undefined;
