@@ -10,7 +10,8 @@
  *
  * So the provider below captures nothing but the kind string: each method `require`s
  * PROVIDER_MODULE — the registry of the copy of this package installed in the project — at
- * run time and delegates to the kind's handler. Consequences:
+ * run time and calls its `dispatch(kind, op, args)`, which holds all the logic (defaults,
+ * hiding `__provider` from handlers). Consequences:
  *   - state stays small (a few KB, asserted by test/e2e/noop.test.ts);
  *   - upgrading the package changes behaviour on the next up/refresh/destroy, with no
  *     stale handler code frozen into state;
@@ -29,54 +30,26 @@ export const PROVIDER_MODULE = "pulumi-proxmox-lxc/provider";
 
 export function makeProvider(kind: string): pulumi.dynamic.ResourceProvider {
   const moduleId = PROVIDER_MODULE;
-  const registry = (): any => {
+  // All logic lives in the registry's `dispatch`; this closure is what every resource's state holds.
+  const call = (op: string, args: unknown[]): Promise<any> => {
+    let registry: any;
     try {
-      return require(moduleId);
+      registry = require(moduleId);
     } catch (err) {
       throw new Error(
-        `pulumi-proxmox-lxc: the dynamic provider could not load '${moduleId}' from ${process.cwd()} ` +
-          `(${(err as Error).message}). Install pulumi-proxmox-lxc in the Pulumi project ` +
-          `(npm install pulumi-proxmox-lxc) so it is in a node_modules folder above the project directory.`,
+        `pulumi-proxmox-lxc: cannot load '${moduleId}' from ${process.cwd()} (${(err as Error).message}). ` +
+          `Install pulumi-proxmox-lxc in the Pulumi project (npm install pulumi-proxmox-lxc).`,
       );
     }
-  };
-  const handler = (): any => registry().getHandler(kind);
-  // Handlers never see the reserved property; the host re-adds it to every result.
-  const strip = (props: any): any => {
-    if (props === null || typeof props !== "object") return props;
-    const { __provider: _ignored, ...rest } = props;
-    return rest;
+    return registry.dispatch(kind, op, args);
   };
   return {
-    configure: async (req: pulumi.dynamic.ConfigureRequest) => {
-      registry().configure(req.config);
-    },
-    check: async (olds: any, news: any) => {
-      const h = handler();
-      if (!h.check) return { inputs: news };
-      const result = await h.check(strip(olds), strip(news));
-      // The checked inputs become the resource's inputs; they must keep `__provider` or later
-      // operations could not find their provider.
-      const inputs = result.inputs === undefined ? news : { ...result.inputs, __provider: news.__provider };
-      return { ...result, inputs };
-    },
-    diff: async (id: string, olds: any, news: any) => {
-      const h = handler();
-      return h.diff ? h.diff(id, strip(olds), strip(news)) : {};
-    },
-    create: async (inputs: any) => handler().create(strip(inputs)),
-    read: async (id: string, props: any) => {
-      const h = handler();
-      return h.read ? h.read(id, strip(props)) : { id, props };
-    },
-    update: async (id: string, olds: any, news: any) => {
-      const h = handler();
-      if (!h.update) throw new Error(`pulumi-proxmox-lxc: resource kind '${kind}' cannot be updated in place`);
-      return h.update(id, strip(olds), strip(news));
-    },
-    delete: async (id: string, props: any) => {
-      const h = handler();
-      if (h.delete) await h.delete(id, strip(props));
-    },
+    configure: (req: pulumi.dynamic.ConfigureRequest) => call("configure", [req]),
+    check: (olds: any, news: any) => call("check", [olds, news]),
+    diff: (id: string, olds: any, news: any) => call("diff", [id, olds, news]),
+    create: (inputs: any) => call("create", [inputs]),
+    read: (id: string, props: any) => call("read", [id, props]),
+    update: (id: string, olds: any, news: any) => call("update", [id, olds, news]),
+    delete: (id: string, props: any) => call("delete", [id, props]),
   };
 }

@@ -21,8 +21,9 @@
  *      (the engine passes every namespace to dynamic providers). We keep the raw `proxmox:*`
  *      values; provider/proxmox/settings.ts turns them into validated connection settings.
  *
- * Handlers never see the reserved `__provider` property: the loader strips it on the way in
- * and the host adds it back to results.
+ * The loader calls `dispatch(kind, op, args)` for every operation, so everything that is
+ * logic (defaults for missing handler methods, hiding the reserved `__provider` property from
+ * handlers) lives here, in the installed package, and never in state.
  */
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -69,6 +70,64 @@ export function getHandler(kind: string): ResourceHandler {
   }
   loaded.set(kind, mod.default);
   return mod.default;
+}
+
+const PROVIDER_KEY = "__provider";
+
+/** Copy of `props` without the reserved `__provider` (the dynamic provider host re-adds it to results). */
+function strip<T>(props: T): T {
+  if (props === null || typeof props !== "object" || !(PROVIDER_KEY in (props as object))) return props;
+  const { [PROVIDER_KEY]: _ignored, ...rest } = props as Record<string, unknown>;
+  return rest as T;
+}
+
+/** Operations the loader forwards; names and argument lists are those of pulumi.dynamic.ResourceProvider. */
+export type Operation = "configure" | "check" | "diff" | "create" | "read" | "update" | "delete";
+
+/**
+ * Entry point for the serialized loader (sdk/loader.ts). Keep this signature stable: state
+ * written by every earlier version of the package calls it.
+ */
+export async function dispatch(kind: string, op: Operation, args: any[]): Promise<any> {
+  if (op === "configure") {
+    configure((args[0] as pulumi.dynamic.ConfigureRequest).config);
+    return undefined;
+  }
+  const h = getHandler(kind);
+  switch (op) {
+    case "check": {
+      const [olds, news] = args;
+      if (!h.check) return { inputs: news };
+      const result = await h.check(strip(olds), strip(news));
+      // The checked inputs become the resource's inputs and must keep `__provider`, or later
+      // operations could not find their provider.
+      const inputs = result.inputs === undefined ? news : { ...result.inputs, [PROVIDER_KEY]: news[PROVIDER_KEY] };
+      return { ...result, inputs };
+    }
+    case "diff": {
+      const [id, olds, news] = args;
+      // No diff method: let the engine compare inputs itself (DIFF_UNKNOWN).
+      return h.diff ? h.diff(id, strip(olds), strip(news)) : {};
+    }
+    case "create":
+      return h.create(strip(args[0]));
+    case "read": {
+      const [id, props] = args;
+      return h.read ? h.read(id, strip(props)) : { id, props };
+    }
+    case "update": {
+      const [id, olds, news] = args;
+      if (!h.update) throw new Error(`pulumi-proxmox-lxc: resource kind '${kind}' cannot be updated in place`);
+      return h.update(id, strip(olds), strip(news));
+    }
+    case "delete": {
+      const [id, props] = args;
+      if (h.delete) await h.delete(id, strip(props));
+      return undefined;
+    }
+    default:
+      throw new Error(`pulumi-proxmox-lxc: unknown provider operation '${String(op)}' for kind '${kind}'`);
+  }
 }
 
 /** Stack config keys read from the `proxmox:` namespace. */

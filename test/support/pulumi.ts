@@ -96,11 +96,16 @@ export interface ResourceState {
   [k: string]: unknown;
 }
 
-/** Parsed JSON of `pulumi preview|up|refresh|destroy --json`. */
+/**
+ * Result of `pulumi preview --json` (one JSON document) or `pulumi up|refresh|destroy --json`
+ * (a stream of engine events, one JSON object per line, folded into the same shape).
+ */
 export interface OperationResult {
   steps?: Step[];
   changeSummary?: Record<string, number>;
   diagnostics?: Array<{ message?: string; severity?: string; urn?: string }>;
+  /** From the summary event of up/refresh/destroy: "succeeded", "failed", ... */
+  result?: string;
   [k: string]: unknown;
 }
 
@@ -219,20 +224,25 @@ export class PulumiStack {
     return parseJson<T>(result);
   }
 
+  private async runEvents(args: string[]): Promise<OperationResult> {
+    const result = await this.run(args);
+    return parseEvents(result);
+  }
+
   preview(extraArgs: string[] = []): Promise<OperationResult> {
     return this.runJson(["preview", "--json", "--diff", ...extraArgs]);
   }
 
   up(extraArgs: string[] = []): Promise<OperationResult> {
-    return this.runJson(["up", "--yes", "--skip-preview", "--json", ...extraArgs]);
+    return this.runEvents(["up", "--yes", "--skip-preview", "--json", ...extraArgs]);
   }
 
   refresh(extraArgs: string[] = []): Promise<OperationResult> {
-    return this.runJson(["refresh", "--yes", "--skip-preview", "--json", ...extraArgs]);
+    return this.runEvents(["refresh", "--yes", "--skip-preview", "--json", ...extraArgs]);
   }
 
   destroy(extraArgs: string[] = []): Promise<OperationResult> {
-    return this.runJson(["destroy", "--yes", "--skip-preview", "--json", ...extraArgs]);
+    return this.runEvents(["destroy", "--yes", "--skip-preview", "--json", ...extraArgs]);
   }
 
   exportState(opts: { showSecrets?: boolean } = {}): Promise<StackExport> {
@@ -304,6 +314,60 @@ export function parseJson<T>(result: CommandResult): T {
         `--- stdout (tail) ---\n${tail(result.stdout)}\n--- stderr (tail) ---\n${tail(result.stderr)}`,
     );
   }
+}
+
+interface EngineEvent {
+  resourcePreEvent?: { metadata: StepMetadata };
+  summaryEvent?: { resourceChanges?: Record<string, number>; result?: string };
+  diagnosticEvent?: { message?: string; severity?: string; urn?: string };
+  [k: string]: unknown;
+}
+
+interface StepMetadata {
+  op: string;
+  urn: string;
+  old?: ResourceState | null;
+  new?: ResourceState | null;
+  diffs?: string[];
+  detailedDiff?: Step["detailedDiff"] | null;
+  [k: string]: unknown;
+}
+
+/** Fold the engine event stream of `up|refresh|destroy --json` into an OperationResult. */
+export function parseEvents(result: CommandResult): OperationResult {
+  const out: OperationResult = { steps: [], diagnostics: [] };
+  const lines = result.stdout.split("\n").filter((l) => l.trim() !== "");
+  for (const line of lines) {
+    let ev: EngineEvent;
+    try {
+      ev = JSON.parse(line) as EngineEvent;
+    } catch (err) {
+      throw new Error(
+        `pulumi ${result.args.join(" ")}: not an engine event line (${(err as Error).message}): ${line.slice(0, 300)}\n` +
+          `--- stderr (tail) ---\n${tail(result.stderr)}`,
+      );
+    }
+    if (ev.resourcePreEvent) {
+      const m = ev.resourcePreEvent.metadata;
+      out.steps!.push({
+        op: m.op,
+        urn: m.urn,
+        oldState: m.old ?? undefined,
+        newState: m.new ?? undefined,
+        diffReasons: m.diffs,
+        detailedDiff: m.detailedDiff ?? undefined,
+      });
+    } else if (ev.summaryEvent) {
+      out.changeSummary = ev.summaryEvent.resourceChanges ?? {};
+      out.result = ev.summaryEvent.result;
+    } else if (ev.diagnosticEvent && ev.diagnosticEvent.severity !== "debug") {
+      out.diagnostics!.push(ev.diagnosticEvent);
+    }
+  }
+  if (!out.changeSummary) {
+    throw new Error(`pulumi ${result.args.join(" ")}: no summary event in the output\n--- stderr (tail) ---\n${tail(result.stderr)}`);
+  }
+  return out;
 }
 
 // ---- assertion helpers -------------------------------------------------------------------
