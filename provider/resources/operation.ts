@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { configureLogging, flushLogs, getLogger, metrics, registerSecret, scrubSecrets, type Logger } from "../logging";
 import { PveClient } from "../proxmox/client";
+import { createProgress, type ProgressReporter } from "../logging/progress";
 import { getProviderConfig, type ProviderConfig } from "./registry";
 
 export type OperationName = "check" | "diff" | "create" | "read" | "update" | "delete";
@@ -28,6 +29,8 @@ export interface OperationContext {
   client(): PveClient;
   /** Add context (e.g. the vmid once allocated) to every later line of this operation. */
   bind(fields: Record<string, unknown>): void;
+  /** Progress lines shown in the `pulumi up` output (stderr) and logged, throttled. */
+  progress(step: string): ProgressReporter;
 }
 
 let configuredFrom: string | undefined;
@@ -101,6 +104,10 @@ export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationCo
     client: () => providerClient().withLogger(log),
     bind(extra) {
       log = log.child(extra);
+    },
+    progress(step) {
+      const who = meta.resourceName ? `${meta.resourceType} ${meta.resourceName}` : meta.resourceType;
+      return createProgress(`${who} ${step}`);
     },
   };
   const started = Date.now();
