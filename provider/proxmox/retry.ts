@@ -35,7 +35,7 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxRetries: 4,
-  maxRefusedRetries: 3,
+  maxRefusedRetries: 4,
   baseDelayMs: 100,
   maxDelayMs: 5000,
   lockWaitMs: 60_000,

@@ -12,6 +12,7 @@ import {
   PveValidationError,
   PveClient,
   parseSettings,
+  DEFAULT_RETRY_POLICY,
 } from "../../provider/proxmox";
 import { captureLogger, metrics } from "../../provider/logging";
 import { sandbox, tokenClient, ensureTemplate, ctConfig } from "./support/sandbox";
@@ -251,8 +252,9 @@ describe("PVE client against the sandbox", function () {
       });
       const e = await rejects(dead.cluster.nodes(), PveConnectionError);
       expect(e.code).to.equal("ECONNREFUSED");
-      expect(e.message).to.include("proxmox:endpoint").and.include("after 3 retries");
-      expect(cap.records.filter((r) => r.msg === "pve api retry")).to.have.length(3);
+      const n = DEFAULT_RETRY_POLICY.maxRefusedRetries;
+      expect(e.message).to.include("proxmox:endpoint").and.include(`after ${n} retries`);
+      expect(cap.records.filter((r) => r.msg === "pve api retry")).to.have.length(n);
       dead.close();
     });
 
