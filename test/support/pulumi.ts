@@ -392,6 +392,18 @@ export function opFor(result: OperationResult, name: string): string | undefined
   return ops.includes("replace") ? "replace" : ops[0];
 }
 
+/**
+ * Names of resources (not the stack, not providers) whose step is not "same", sorted.
+ * `preview --json` lists no step at all for unchanged custom resources, so "absent" and "same"
+ * both mean unchanged.
+ */
+export function changedResources(result: OperationResult): string[] {
+  const names = resourceSteps(result)
+    .filter((s) => s.op !== "same")
+    .map((s) => urnName(s.urn));
+  return [...new Set(names)].sort();
+}
+
 /** True when every step is "same" and the summary counts nothing but "same". */
 export function hasNoChanges(result: OperationResult): boolean {
   const steps = result.steps ?? [];
