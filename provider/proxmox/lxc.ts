@@ -11,7 +11,7 @@ import type { PveClient, RequestOptions } from "./client";
 import type { Logger } from "../logging";
 import { zBool, zInt, zNum, zStr } from "./coerce";
 import type { Params, ParamValue } from "./encode";
-import { PveApiError, PveConfigChangedError, PveTaskFailedError } from "./errors";
+import { LOCK_RES, PveApiError, PveConfigChangedError, PveTaskFailedError } from "./errors";
 import type { TaskResult, WaitOptions } from "./tasks";
 import { lxcKeyFormat } from "./schema";
 import { parsePropertyString, printPropertyString } from "./propertyString";
@@ -184,6 +184,30 @@ export class LxcApi {
     return this.client.tasks.wait(upid, { ...(opts.wait ?? {}), logger: opts.logger });
   }
 
+  /**
+   * Start a worker and wait for it. Many lock checks happen inside the worker (start,
+   * snapshot, rollback — BEHAVIOR.md 4.5, 5), so a task that failed on `CT is locked` or a
+   * flock timeout did nothing and is started again, within the client's `lockWaitMs`.
+   */
+  private async runTask(start: () => Promise<string | null>, opts: WaitCallOpts): Promise<TaskResult | null> {
+    const deadline = Date.now() + this.client.retryPolicy.lockWaitMs;
+    let delay = 250;
+    for (;;) {
+      const upid = await start();
+      try {
+        return await this.andWait(upid, opts);
+      } catch (e) {
+        if (e instanceof PveTaskFailedError && LOCK_RES.some((r) => r.test(e.exitstatus)) && Date.now() + delay < deadline) {
+          (opts.logger ?? this.client.log).debug({ upid, exitstatus: e.exitstatus, delayMs: delay }, "task failed on a lock; starting it again");
+          await sleep(delay);
+          delay = Math.min(3000, delay * 1.5);
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
   // ---- list / create / delete ------------------------------------------------------
 
   list(node: string, opts: CallOpts = {}): Promise<LxcStatus[]> {
@@ -253,7 +277,7 @@ export class LxcApi {
   }
 
   async createAndWait(node: string, vmid: number, config: LxcConfigInput, opts: WaitCallOpts = {}): Promise<TaskResult> {
-    return (await this.andWait(await this.create(node, vmid, config, opts), opts))!;
+    return (await this.runTask(() => this.create(node, vmid, config, opts), opts))!;
   }
 
   /**
@@ -265,7 +289,7 @@ export class LxcApi {
   }
 
   async destroyAndWait(node: string, vmid: number, params: Parameters<LxcApi["destroy"]>[2] = {}, opts: WaitCallOpts = {}): Promise<TaskResult | null> {
-    return this.andWait(await this.destroy(node, vmid, params, opts), opts);
+    return this.runTask(() => this.destroy(node, vmid, params, opts), opts);
   }
 
   // ---- config ------------------------------------------------------------------------
@@ -326,16 +350,16 @@ export class LxcApi {
     return this.startTask(`${this.base(node, vmid)}/status/reboot`, params, node, "vzreboot", vmid, opts);
   }
   async startAndWait(node: string, vmid: number, params: Parameters<LxcApi["start"]>[2] = {}, opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.start(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.start(node, vmid, params, opts), opts))!;
   }
   async stopAndWait(node: string, vmid: number, params: Parameters<LxcApi["stop"]>[2] = {}, opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.stop(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.stop(node, vmid, params, opts), opts))!;
   }
   async shutdownAndWait(node: string, vmid: number, params: Parameters<LxcApi["shutdown"]>[2] = {}, opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.shutdown(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.shutdown(node, vmid, params, opts), opts))!;
   }
   async rebootAndWait(node: string, vmid: number, params: Parameters<LxcApi["reboot"]>[2] = {}, opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.reboot(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.reboot(node, vmid, params, opts), opts))!;
   }
 
   // ---- disks, migrate, clone, template ------------------------------------------------
@@ -350,7 +374,7 @@ export class LxcApi {
     });
   }
   async resizeAndWait(node: string, vmid: number, params: Parameters<LxcApi["resize"]>[2], opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.resize(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.resize(node, vmid, params, opts), opts))!;
   }
 
   /** POST …/move_volume → move_volume UPID (BEHAVIOR.md 4.7). */
@@ -365,7 +389,7 @@ export class LxcApi {
     return this.startTask(`${this.base(node, vmid)}/move_volume`, params, node, "move_volume", id, opts);
   }
   async moveVolumeAndWait(node: string, vmid: number, params: Parameters<LxcApi["moveVolume"]>[2], opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.moveVolume(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.moveVolume(node, vmid, params, opts), opts))!;
   }
 
   /** GET …/migrate?target= — can it move there (BEHAVIOR.md 4.8)? */
@@ -377,7 +401,7 @@ export class LxcApi {
     return this.startTask(`${this.base(node, vmid)}/migrate`, params, node, "vzmigrate", vmid, opts);
   }
   async migrateAndWait(node: string, vmid: number, params: Parameters<LxcApi["migrate"]>[2], opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.migrate(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.migrate(node, vmid, params, opts), opts))!;
   }
 
   /** POST …/clone → vzclone UPID (task id = the SOURCE vmid, BEHAVIOR.md 3.2). */
@@ -390,7 +414,7 @@ export class LxcApi {
     return this.startTask(`${this.base(node, vmid)}/clone`, params, node, "vzclone", vmid, opts);
   }
   async cloneAndWait(node: string, vmid: number, params: Parameters<LxcApi["clone"]>[2], opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.clone(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.clone(node, vmid, params, opts), opts))!;
   }
 
   /**
@@ -441,7 +465,7 @@ export class LxcApi {
     return this.startTask(`${this.base(node, vmid)}/snapshot`, params, node, "vzsnapshot", vmid, opts);
   }
   async createSnapshotAndWait(node: string, vmid: number, params: Parameters<LxcApi["createSnapshot"]>[2], opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.createSnapshot(node, vmid, params, opts), opts))!;
+    return (await this.runTask(() => this.createSnapshot(node, vmid, params, opts), opts))!;
   }
 
   /** DELETE …/snapshot/{name} → vzdelsnapshot UPID (null if already gone after a lost answer). */
@@ -449,14 +473,14 @@ export class LxcApi {
     return this.client.delete(`${this.base(node, vmid)}/snapshot/${enc(snapname)}`, params, { schema: UpidOrNull, logger: opts.logger });
   }
   async deleteSnapshotAndWait(node: string, vmid: number, snapname: string, params: { force?: boolean } = {}, opts: WaitCallOpts = {}) {
-    return this.andWait(await this.deleteSnapshot(node, vmid, snapname, params, opts), opts);
+    return this.runTask(() => this.deleteSnapshot(node, vmid, snapname, params, opts), opts);
   }
 
   rollback(node: string, vmid: number, snapname: string, params: { start?: boolean } = {}, opts: CallOpts = {}): Promise<string> {
     return this.startTask(`${this.base(node, vmid)}/snapshot/${enc(snapname)}/rollback`, params, node, "vzrollback", vmid, opts);
   }
   async rollbackAndWait(node: string, vmid: number, snapname: string, params: { start?: boolean } = {}, opts: WaitCallOpts = {}) {
-    return (await this.andWait(await this.rollback(node, vmid, snapname, params, opts), opts))!;
+    return (await this.runTask(() => this.rollback(node, vmid, snapname, params, opts), opts))!;
   }
 
   getSnapshotConfig(node: string, vmid: number, snapname: string, opts: CallOpts = {}): Promise<LxcConfig> {

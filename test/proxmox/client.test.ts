@@ -110,6 +110,17 @@ describe("PVE client against the sandbox", function () {
       expect((await c.lxc.getConfig("pve1", vmid)).memory).to.equal(340);
     });
 
+    it("a worker that failed on the lock (start, snapshot: checked inside the task) is started again", async () => {
+      const vmid = await newCt();
+      await sb.admin.holdLock(vmid, "backup", 1);
+      const t = await c.lxc.createSnapshotAndWait("pve1", vmid, { snapname: "afterlock" });
+      expect(t.exitstatus).to.equal("OK");
+      expect(await count("POST /nodes/{node}/lxc/{vmid}/snapshot")).to.be.at.least(2);
+      await sb.admin.holdLock(vmid, "backup", 1);
+      await c.lxc.startAndWait("pve1", vmid);
+      expect((await c.lxc.status("pve1", vmid)).status).to.equal("running");
+    });
+
     it("PveConfigChangedError on a stale digest", async () => {
       const vmid = await newCt();
       const { digest } = await c.lxc.getConfig("pve1", vmid);
