@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (`npm test`): typecheck, build dist/ (Pulumi programs in the e2e
-# tests load the package from dist/), make the Pulumi CLI available, run every mocha suite.
+# tests load the package from dist/), make the Pulumi CLI available, run every mocha suite
+# (or only the spec files/globs given as arguments: `npm test -- test/e2e/noop.test.ts`).
 # Any failing step makes the exit code non-zero.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,4 +18,6 @@ export PATH
 echo "pulumi: $(command -v pulumi) — $(pulumi version)"
 
 echo "== mocha"
+# .mocharc.json has no default spec (so targeted runs stay targeted): give it here.
+if (($# == 0)); then set -- "test/**/*.test.ts"; fi
 npx mocha "$@"

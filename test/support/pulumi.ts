@@ -11,8 +11,9 @@
  * no update checks and no plugin downloads; PULUMI_* variables of the caller's environment
  * are not passed through (except PULUMI_PROXMOX_* ones, which tests may use).
  *
- * Package resolution: the project gets node_modules/pulumi-proxmox-lxc -> the repository
- * (a symlink, or a copy of package.json + dist/ with `packageLink: "copy"`), so it imports
+ * Package resolution: the project gets node_modules/pulumi-proxmox-lxc holding a copy of
+ * package.json and dist/ (a symlink to the repository's dist/, or a copy with
+ * `packageLink: "copy"`), so it imports
  * the package by name exactly like a user project, and the dynamic provider host (whose
  * requires resolve from the project folder upwards) finds the same installed package.
  * Everything else (@pulumi/pulumi, ts-node, typescript) resolves by walking up to the
@@ -295,12 +296,14 @@ function linkPackage(projectDir: string, how: "symlink" | "copy"): void {
     throw new Error(`${REPO_ROOT}/dist/sdk/index.js is missing: run 'npm run build' before the e2e tests`);
   }
   const target = path.join(projectDir, "node_modules", "pulumi-proxmox-lxc");
-  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.mkdirSync(target, { recursive: true });
+  // package.json is always copied (it carries the "exports" map). Only dist/ is linked, never
+  // the repository root: a link to the root would make test/.tmp a directory cycle for any tool
+  // that walks the tree following links.
+  fs.copyFileSync(path.join(REPO_ROOT, "package.json"), path.join(target, "package.json"));
   if (how === "symlink") {
-    fs.symlinkSync(REPO_ROOT, target, "dir");
+    fs.symlinkSync(path.join(REPO_ROOT, "dist"), path.join(target, "dist"), "dir");
   } else {
-    fs.mkdirSync(target);
-    fs.copyFileSync(path.join(REPO_ROOT, "package.json"), path.join(target, "package.json"));
     fs.cpSync(path.join(REPO_ROOT, "dist"), path.join(target, "dist"), { recursive: true });
   }
 }
