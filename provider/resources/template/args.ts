@@ -69,7 +69,8 @@ export const templateArgsSchema = z
     if (a.appliance !== undefined && (a.checksum !== undefined || a.fileName !== undefined)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["appliance"], message: "takes its file name and checksum from the appliance index; remove checksum/fileName" });
     }
-    const name = templateFileName(a);
+    // An appliance is named by the index (package or file name), which PVE vouches for.
+    const name = a.appliance !== undefined ? undefined : templateFileName(a);
     if (name !== undefined) {
       const problem = extensionProblem(name);
       if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [a.fileName ? "fileName" : sources[0] ?? "fileName"], message: problem });

@@ -134,11 +134,14 @@ async function diff(_id: string, olds: Record<string, unknown>, news: Record<str
 
     let deleteBeforeReplace = false;
     if (replaces.size) {
-      // Same volid before and after: the new one cannot be created next to the old one.
       const a = unknown.length ? undefined : parse(news);
       const name = a ? await fileNameFor(a, ctx) : undefined;
       const newVolid = a && name ? `${a.storage}:vztmpl/${name}` : undefined;
-      deleteBeforeReplace = newVolid === undefined ? true : newVolid === olds.volid && (a!.node === olds.node);
+      const sameVolume = newVolid === olds.volid && a!.node === olds.node;
+      // The same appliance named differently (package vs file name) is the same volume.
+      if (sameVolume && replaces.size === 1 && replaces.has("appliance") && prev.appliance !== undefined) replaces.delete("appliance");
+      // Same volid before and after: the new one cannot be created next to the old one.
+      deleteBeforeReplace = replaces.size > 0 && (newVolid === undefined || sameVolume);
     }
     return { changes: changed.size > 0, replaces: [...replaces], deleteBeforeReplace };
   });
