@@ -136,18 +136,19 @@ describe("Template handler (in process, against the sandbox)", function () {
     const same = await check({ node: "pve1", path: file, resourceName: "alpine" });
     expect((await handler.diff!(t.id, read.props!, same.inputs)).changes).to.equal(false);
 
-    // Same path, new content: replaced, and the old volume goes first (same volid).
-    fs.writeFileSync(file, await tarGz('NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.21.0\n'));
-    const changed = await check({ node: "pve1", path: file, resourceName: "alpine" });
-    const d = await handler.diff!(t.id, read.props!, changed.inputs);
-    expect(d.replaces).to.deep.equal(["path"]);
-    expect(d.deleteBeforeReplace).to.equal(true);
     // A non-volume input changes in place.
     const inPlace = await handler.diff!(t.id, read.props!, { ...same.inputs, existing: "adopt" });
     expect(inPlace).to.include({ changes: true, deleteBeforeReplace: false });
     expect(inPlace.replaces).to.deep.equal([]);
     const updated = await handler.update!(t.id, read.props!, { ...same.inputs, existing: "adopt" });
     expect(updated.outs).to.include({ existing: "adopt", volid: t.id, checksum: sha256(data) });
+
+    // Same path, new content: replaced, and the old volume goes first (same volid).
+    fs.writeFileSync(file, await tarGz('NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.21.0\n'));
+    const changed = await check({ node: "pve1", path: file, resourceName: "alpine" });
+    const d = await handler.diff!(t.id, read.props!, changed.inputs);
+    expect(d.replaces).to.deep.equal(["path"]);
+    expect(d.deleteBeforeReplace).to.equal(true);
 
     await handler.delete!(t.id, t.outs);
     expect(await vol(t.id)).to.equal(undefined);
@@ -276,6 +277,7 @@ describe("Template handler (in process, against the sandbox)", function () {
   });
 
   it("refuses .tgz, a missing file, a directory and a storage without vztmpl, with the fix in the message", async () => {
+    await sb.admin.resetCounters();
     const tgz = path.join(dir, "debian.tgz");
     fs.writeFileSync(tgz, "x");
     const r1 = await check({ node: "pve1", path: tgz });

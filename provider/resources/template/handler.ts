@@ -211,18 +211,30 @@ async function produce(client: PveClient, a: TemplateArgs, fileName: string, ctx
     if (problem) throw new Error(`path: ${problem}`);
     const d = await fileDigest(a.path);
     ctx.log.info({ path: a.path, size: d.size, storage: a.storage }, "uploading template");
-    await client.storage.upload({
-      node: a.node,
-      storage: a.storage,
-      content: "vztmpl",
-      filePath: a.path,
-      filename: fileName,
-      // The server's imgcopy task verifies it: a corrupted transfer fails instead of landing.
-      checksum: { algorithm: "sha256", value: d.sha256 },
-      onProgress: progressLogger(ctx, fileName),
-      waitOptions: wait,
-      logger: ctx.log,
-    });
+    const send = () =>
+      client.storage.upload({
+        node: a.node,
+        storage: a.storage,
+        content: "vztmpl",
+        filePath: a.path!,
+        filename: fileName,
+        // The server's imgcopy task verifies it: a corrupted transfer fails instead of landing.
+        checksum: { algorithm: "sha256", value: d.sha256 },
+        onProgress: progressLogger(ctx, fileName),
+        waitOptions: wait,
+        logger: ctx.log,
+      });
+    const r = await send();
+    if (r.verifiedAfterFailure) {
+      // After a lost answer the client accepts any imgcopy task of ours from the last few
+      // seconds as "this upload" (provider/proxmox/upload.ts findCompletedUpload; the task id
+      // is empty, so another upload's task matches too). Make sure our file really landed.
+      const item = await client.storage.findVolume(a.node, `${a.storage}:vztmpl/${fileName}`, { logger: ctx.log });
+      if (!item || Number(item.size) !== d.size) {
+        ctx.log.warn({ found: item?.size, expected: d.size }, "the upload the client recovered after a connection failure is not this file; uploading again");
+        await send();
+      }
+    }
     return { checksum: d.sha256, checksumAlgorithm: "sha256" };
   }
   if (a.url !== undefined) {
