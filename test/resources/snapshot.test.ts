@@ -169,7 +169,10 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
 
     // Bind mounts are named as such (pure function: the sandbox API cannot add one for a token).
     const vols = volumesOf({ rootfs: "local-zfs:subvol-1-disk-0,size=1G", mp1: "/srv/data,mp=/data" }, { "local-zfs": "zfspool" });
-    expect(snapshotRefusal(1, "x", "pve1", vols, [])).to.include("mp1: bind/device mount of host path '/srv/data' — blocks snapshots");
+    const text = snapshotRefusal(1, "x", "pve1", vols, []);
+    expect(text).to.include("mp1: bind/device mount of host path '/srv/data' — blocks snapshots");
+    expect(text).to.include("rootfs: local-zfs:subvol-1-disk-0 on storage 'local-zfs' (type zfspool) — can snapshot");
+    expect(text).to.include("To fix: remove the bind/device mount point mp1.");
   });
 
   it("validates names and vmid before sending anything, and a missing CT reads clearly", async () => {

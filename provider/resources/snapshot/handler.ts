@@ -109,7 +109,8 @@ export function snapshotRefusal(vmid: number, name: string, node: string, vols: 
       (capable.length ? ` (on '${node}': ${capable.map((c) => `'${c}'`).join(", ")})` : "") +
       ` — e.g. set the Container's rootfs.storage / mountPoints[].storage, which moves the volume in place`
     : "";
-  const fixBind = bad.some((v) => !v.storage) ? "remove the bind/device mount points (or snapshot from inside the host's storage)" : "";
+  const binds = bad.filter((v) => !v.storage).map((v) => v.key);
+  const fixBind = binds.length ? `remove the bind/device mount point${binds.length > 1 ? "s" : ""} ${binds.join(", ")}` : "";
   return (
     `Cannot snapshot CT ${vmid} as '${name}': Proxmox snapshots a container only when every volume is on a storage of type ` +
     `${SNAPSHOT_STORAGE_TYPES.join(", ")} and it has no bind or device mount points. ` +
