@@ -4,15 +4,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createHash } from "node:crypto";
-import { Readable, Transform, TransformCallback } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { RegistryCredentials } from "./auth";
 import { BlobCache, removeQuietly } from "./cache";
-import { OutputCompression, createCompressor } from "./compression";
+import { OutputCompression } from "./compression";
 import { OciError } from "./errors";
-import { Flattener } from "./flatten";
-import { extractRootfs } from "./extract";
+import { HashTap, convert } from "./convert";
 import { ResolvedImage } from "./image";
 import { LayerFile } from "./layer";
 import { Logger, ociLogger } from "./log";
@@ -83,6 +81,8 @@ export interface BuildTemplateOptions extends ImageOptions {
   maxEntries?: number;
   maxBytes?: number;
   devices?: "drop" | "keep" | "error";
+  /** Convert in a worker thread (default: yes, except from TypeScript sources; see convert.ts). */
+  inWorker?: boolean;
 }
 
 export interface BuildResult {
@@ -161,25 +161,13 @@ async function fetchLayers(img: ResolvedImage, onProgress?: (e: ProgressEvent) =
   return layers.map((l, i) => ({ digest: l.digest, diffId: ids[i], mediaType: l.mediaType, path: paths[i], size: l.size }));
 }
 
-class HashTap extends Transform {
-  readonly hash = createHash("sha256");
-  size = 0;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.size += chunk.length;
-    cb(null, chunk);
-  }
-}
-
-/** Writes `chunks` (optionally compressed) to a cache temp file and moves it to `final`. */
-async function writeOutput(cache: BlobCache, final: string, chunks: AsyncIterable<Buffer>, compression?: OutputCompression): Promise<{ size: number; sha256: string }> {
+/** Writes `chunks` to a cache temp file and moves it to `final`. */
+async function writeOutput(cache: BlobCache, final: string, chunks: AsyncIterable<Buffer>): Promise<{ size: number; sha256: string }> {
   const tmp = await cache.tempPath(path.basename(final));
   const tap = new HashTap();
   try {
-    const src = Readable.from(chunks, { objectMode: false, highWaterMark: 1 << 18 });
-    const out = fs.createWriteStream(tmp, { flags: "wx" });
-    if (compression) await pipeline(src, createCompressor(compression), tap, out);
-    else await pipeline(src, tap, out);
+    const src = Readable.from(chunks, { objectMode: false, highWaterMark: 1 << 16 });
+    await pipeline(src, tap, fs.createWriteStream(tmp, { flags: "wx" }));
     await cache.commit(tmp, final);
   } catch (err) {
     await removeQuietly(tmp);
@@ -257,16 +245,24 @@ export async function buildTemplate(opts: BuildTemplateOptions): Promise<BuildRe
   let warnings: string[] = [];
   let archiveManifestDigest: string | undefined;
   if (format === "rootfs") {
-    const flattener = new Flattener(layers, {
-      maxEntries: opts.maxEntries,
-      maxBytes: opts.maxBytes,
-      devices,
-      onProgress: (phase, done, total) => opts.onProgress?.({ phase, bytesDone: done, bytesTotal: total }),
-      warn: (m) => log.debug({ manifestDigest: img.manifestDigest }, m),
-    });
-    written = await writeOutput(cache, outPath, flattener.tar(), compression);
-    warnings = flattener.stats.warnings;
-    log.debug({ manifestDigest: img.manifestDigest, entries: flattener.stats.entriesWritten, ms: Date.now() - started }, "rootfs template written");
+    const tmp = await cache.tempPath(path.basename(outPath));
+    try {
+      const r = await convert(
+        { kind: "template", layers, target: tmp, compression, maxEntries: opts.maxEntries, maxBytes: opts.maxBytes, devices },
+        {
+          onProgress: (phase, done, total) => opts.onProgress?.({ phase, bytesDone: done, bytesTotal: total }),
+          onWarning: (m) => log.debug({ manifestDigest: img.manifestDigest }, m),
+        },
+        opts.inWorker,
+      );
+      await cache.commit(tmp, outPath);
+      written = r;
+      warnings = r.warnings;
+      log.debug({ manifestDigest: img.manifestDigest, entries: r.entries, ms: Date.now() - started }, "rootfs template written");
+    } catch (err) {
+      await removeQuietly(tmp);
+      throw err;
+    }
   } else {
     const plan = planOciArchive(img, img.name);
     archiveManifestDigest = plan.manifestDigest;
@@ -294,6 +290,8 @@ export interface BuildBundleOptions extends ImageOptions, RuntimeOptions {
   onProgress?: (e: ProgressEvent) => void;
   maxEntries?: number;
   maxBytes?: number;
+  /** Extract in a worker thread (default as for buildTemplate). */
+  inWorker?: boolean;
 }
 
 export interface BundleResult {
@@ -322,14 +320,14 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleResul
   const layers = await fetchLayers(img, opts.onProgress);
   const rootfs = path.join(dir, "rootfs");
   await fs.promises.mkdir(rootfs, { recursive: true, mode: 0o755 });
-  const flattener = new Flattener(layers, {
-    maxEntries: opts.maxEntries,
-    maxBytes: opts.maxBytes,
-    devices: "drop",
-    onProgress: (phase, done, total) => opts.onProgress?.({ phase, bytesDone: done, bytesTotal: total }),
-    warn: (m) => log.debug({ manifestDigest: img.manifestDigest }, m),
-  });
-  const ex = await extractRootfs(flattener.tar(), rootfs, (m) => log.debug(m));
+  const ex = await convert(
+    { kind: "extract", layers, target: rootfs, maxEntries: opts.maxEntries, maxBytes: opts.maxBytes, devices: "drop" },
+    {
+      onProgress: (phase, done, total) => opts.onProgress?.({ phase, bytesDone: done, bytesTotal: total }),
+      onWarning: (m) => log.debug({ manifestDigest: img.manifestDigest }, m),
+    },
+    opts.inWorker,
+  );
   // Like Docker and PVE: volume paths and the working directory exist in the rootfs.
   for (const d of [...meta.volumes, ...(meta.workingDir ? [meta.workingDir] : [])]) {
     const rel = d.replace(/^\/+/, "");
@@ -349,7 +347,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BundleResul
     configDigest: img.configDigest,
     platform: formatPlatform(img.platform),
     metadata: meta,
-    warnings: [...flattener.stats.warnings, ...ex.warnings],
+    warnings: ex.warnings,
   };
 }
 

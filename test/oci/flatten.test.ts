@@ -44,6 +44,21 @@ describe("oci: layers → rootfs (compared with umoci unpack)", function () {
     });
   }
 
+  it("in a worker thread (the default outside tests): same tree, progress and typed errors come back", async function () {
+    this.timeout(60_000);
+    const phases = new Set<string>();
+    const r = await buildTemplate({ source: `oci:${layout}:main`, cacheDir: tmpDir("oci-cache-"), inWorker: true, onProgress: (e) => phases.add(e.phase) });
+    expect(await treeManifest(await gnuTarExtract(r.file))).to.deep.equal(reference);
+    expect([...phases]).to.include.members(["scan", "write", "done"]);
+    try {
+      await buildTemplate({ source: `oci:${layout}:main`, cacheDir: tmpDir("oci-cache-"), inWorker: true, maxEntries: 10 });
+      throw new Error("accepted");
+    } catch (err) {
+      expect((err as { code?: string }).code).to.equal("LIMIT_EXCEEDED");
+      expect((err as Error).message).to.include("maxEntries");
+    }
+  });
+
   it("keeps xattrs, setuid bits and owners in the tar, and lists each path once (dirs aside)", async () => {
     const r = await buildTemplate({ source: `oci:${layout}:main`, compression: "gzip", cacheDir });
     const zlib = await import("node:zlib");
