@@ -218,6 +218,15 @@ async function handle(core: Core, req: http.IncomingMessage, res: http.ServerRes
   let uploadTmp: string | undefined;
   if (match.template === "/nodes/{node}/storage/{storage}/upload" && hm === "POST" && /^multipart\/form-data/i.test(String(req.headers["content-type"] ?? ""))) {
     if (!req.headers["content-length"]) throw new ApiError(501, "upload without content length not supported");
+    // Upload is CSRF-exempt; Datastore.AllocateTemplate is checked before any byte is stored (§2.1).
+    if (id) {
+      try {
+        core.auth.check(id, `/storage/${match.pathParams.storage}`, ["Datastore.AllocateTemplate"]);
+      } catch (e) {
+        req.resume();
+        throw e;
+      }
+    }
     const up = await receiveUpload(core, req, res, fault);
     if (up === "dropped") return "dropped";
     body = up.fields;

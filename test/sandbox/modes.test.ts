@@ -4,7 +4,8 @@
  */
 import { expect } from "chai";
 import * as crypto from "node:crypto";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as net from "node:net";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -162,5 +163,57 @@ describe("sandbox: --state DIR persistence", function () {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("sandbox: oci-registry-pull from a loopback registry (§6.6)", function () {
+  let env: Env;
+  let registry: ChildProcess | undefined;
+  let port = 0;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sb-registry-"));
+  before(async function () {
+    for (const tool of ["skopeo", "docker-registry"]) {
+      if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`required tool '${tool}' is missing (apt-get install -y skopeo docker-registry)`);
+    }
+    port = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    fs.writeFileSync(path.join(dir, "config.yml"), `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+    registry = spawn("docker-registry", ["serve", path.join(dir, "config.yml")], { stdio: "ignore" });
+    for (let i = 0; ; i++) {
+      const up = await new Promise<boolean>((resolve) => net.connect(port, "127.0.0.1").on("connect", function (this: net.Socket) { this.end(); resolve(true); }).on("error", () => resolve(false)));
+      if (up) break;
+      if (i > 100) throw new Error("docker-registry did not start");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const archive = path.join(dir, "img.tar");
+    fs.writeFileSync(archive, await ociArchive({ osRelease: "ID=alpine\n", config: { Entrypoint: ["/bin/app"], Env: ["X=1"] } }));
+    const push = spawnSync("skopeo", ["copy", "--dest-tls-verify=false", `oci-archive:${archive}`, `docker://127.0.0.1:${port}/demo/app:1.0`], { encoding: "utf8" });
+    if (push.status !== 0) throw new Error(`skopeo push failed: ${push.stderr}`);
+    env = await startEnv();
+  });
+  after(async () => {
+    await env?.sb.stop();
+    registry?.kill("SIGTERM");
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("pulls to <name>_<tag>.tar, lists tags, and the archive creates an app container", async () => {
+    const tags = await env.api("GET", `/nodes/pve1/query-oci-repo-tags?reference=${encodeURIComponent(`127.0.0.1:${port}/demo/app`)}`);
+    expect(tags.status, tags.text).to.equal(200);
+    expect(tags.json.data).to.deep.equal(["1.0"]);
+    const st = await env.task("POST", "/nodes/pve1/storage/local/oci-registry-pull", { reference: `127.0.0.1:${port}/demo/app:1.0` });
+    expect(st).to.include({ type: "ociregistrypull", id: "app_1.0.tar", exitstatus: "OK" });
+    const content = (await env.api("GET", "/nodes/pve1/storage/local/content?content=vztmpl")).json.data;
+    expect(content.map((c: any) => [c.volid, c.format])).to.deep.equal([["local:vztmpl/app_1.0.tar", "tar"]]);
+    const again = await env.api("POST", "/nodes/pve1/storage/local/oci-registry-pull", { form: { reference: `127.0.0.1:${port}/demo/app:1.0` } });
+    expect(again.json.message).to.equal("refusing to override existing file 'app_1.0.tar'\n");
+    const ct = await env.task("POST", "/nodes/pve1/lxc", { vmid: 400, ostemplate: "local:vztmpl/app_1.0.tar", rootfs: "local-lvm:1" });
+    expect(ct.exitstatus).to.equal("OK");
+    const cfg = (await env.api("GET", "/nodes/pve1/lxc/400/config")).json.data;
+    expect(cfg).to.include({ entrypoint: "/bin/app", env: "X=1", ostype: "alpine", cmode: "console" });
   });
 });

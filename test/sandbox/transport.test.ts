@@ -184,6 +184,21 @@ describe("sandbox: authentication and permissions (§2)", function () {
     expect(expired.status).to.equal(401);
   });
 
+  it("tickets expire after ticketLifetimeSec", async () => {
+    const short = await startEnv({ ticketLifetimeSec: 1 });
+    try {
+      const login = await request(short.sb, "POST", "/access/ticket", { auth: null, form: { username: "root@pam", password: short.sb.password } });
+      const ticket = login.json.data.ticket;
+      expect((await request(short.sb, "GET", "/version", { auth: { ticket } })).status).to.equal(200);
+      await new Promise((r) => setTimeout(r, 2100));
+      const r = await request(short.sb, "GET", "/version", { auth: { ticket } });
+      expect(r.status).to.equal(401);
+      expect(r.reason).to.equal("Authentication failed!");
+    } finally {
+      await short.sb.stop();
+    }
+  });
+
   it("privilege-separated tokens get the intersection of user and token ACLs", async () => {
     await env.sb.admin.createUser("alice@pve", { password: "alicepw" });
     const { apiToken } = await env.sb.admin.createToken("alice@pve", "ci", { privsep: 1 });

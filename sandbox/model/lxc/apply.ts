@@ -131,7 +131,8 @@ function applyOne(core: Core, ct: LoadedCt, key: string, del: boolean): void {
   const old = conf.keys[key];
   if (key === "description") {
     // kept as `#` comment lines, not as a key (§4.1)
-    conf.description = del ? undefined : conf.pending[key].endsWith("\n") ? conf.pending[key] : `${conf.pending[key]}\n`;
+    const v = del ? "" : conf.pending[key];
+    conf.description = v === "" ? undefined : v.endsWith("\n") ? v : `${v}\n`;
     return;
   }
   if (del) {
