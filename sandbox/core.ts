@@ -75,3 +75,11 @@ export function int(v: unknown): number | undefined {
   if (v === undefined || v === null || v === "") return undefined;
   return Number(v);
 }
+
+/** A handler result sent as-is instead of the JSON envelope (task log `download=1`). */
+export class RawReply {
+  constructor(
+    readonly body: string | Buffer,
+    readonly contentType: string,
+  ) {}
+}

@@ -45,6 +45,7 @@ const PSTART = 0x0034c5d6;
 
 export class TaskManager {
   readonly running = new Map<string, RunningTask>();
+  private readonly aborted = new Set<string>();
   private durations: { default: number; byType: Record<string, number> };
   private failures: TaskFailure[] = [];
   /** Listeners for task completion (used by `delay` on DELETE content, §3.2). */
@@ -104,8 +105,14 @@ export class TaskManager {
       },
       sleep,
       work: async (fraction = 1) => {
-        const ms = this.durationFor(opts.type) * fraction;
-        if (ms > 0) await sleep(ms);
+        // Sleep in slices so DELETE …/tasks/{upid} can interrupt the work like a SIGTERM.
+        const until = Date.now() + this.durationFor(opts.type) * fraction;
+        for (;;) {
+          if (this.aborted.has(upid)) throw new Error("received interrupt");
+          const left = until - Date.now();
+          if (left <= 0) break;
+          await sleep(Math.min(left, 50));
+        }
         if (injected !== undefined) throw new Error(injected);
       },
     };
@@ -125,6 +132,7 @@ export class TaskManager {
         task.log.push(`TASK ERROR: ${msg}`);
       }
       this.running.delete(upid);
+      this.aborted.delete(upid);
       const fin: FinishedTask = {
         upid, node: task.node, pid, pstart: PSTART, starttime, type: task.type, id: task.id, user: task.user,
         endtime: Math.floor(Date.now() / 1000), status, log: task.log,
@@ -135,6 +143,11 @@ export class TaskManager {
       this.waiters.delete(upid);
     })();
     return upid;
+  }
+
+  /** Interrupt a running task at its next work slice. */
+  abort(upid: string): void {
+    if (this.running.has(upid)) this.aborted.add(upid);
   }
 
   find(upid: string): { running?: RunningTask; finished?: FinishedTask } | undefined {

@@ -14,7 +14,7 @@ import * as zlib from "node:zlib";
 import Busboy from "busboy";
 import { validateParams } from "../../provider/proxmox/validate";
 import type { HttpMethod } from "../../provider/proxmox/schema";
-import type { ApiRequest, Core } from "../core";
+import { RawReply, type ApiRequest, type Core } from "../core";
 import type { Identity } from "../auth";
 import type { FaultSpec } from "../faults";
 import { ApiError, AuthError, paramError } from "./errors";
@@ -263,6 +263,7 @@ async function handle(core: Core, req: http.IncomingMessage, res: http.ServerRes
       resetConnection(req, res);
       return "dropped";
     }
+    if (data instanceof RawReply) return { status: 200, body: data.body, contentType: data.contentType };
     const payload: Record<string, unknown> = { data: data === undefined ? null : data };
     if (apiReq.total !== undefined) payload.total = apiReq.total;
     if (format === "extjs") payload.success = 1;

@@ -4,9 +4,10 @@
  */
 import * as os from "node:os";
 import { parseUpid } from "../../provider/proxmox/upid";
-import { route, bool, int, type Core, type ApiRequest } from "../core";
+import { route, bool, int, RawReply, type Core, type ApiRequest } from "../core";
 import { ApiError, fail, paramError } from "../http/errors";
 import { ctStatus, ctOnNode } from "./lxc/status";
+import { STORAGES } from "./storage/storages";
 
 export function checkNode(core: Core, node: string): void {
   if (!core.nodes.includes(node)) {
@@ -54,6 +55,23 @@ export function registerCluster(core: Core): void {
     { type: "cluster", id: "cluster", name: "sandbox", nodes: core.nodes.length, quorate: 1, version: 1 },
     ...core.nodes.map((node, i) => ({ type: "node", id: `node/${node}`, name: node, nodeid: i + 1, ip: "127.0.0.1", online: 1, local: i === 0 ? 1 : 0, level: "" })),
   ]);
+
+  // Cluster storage configuration (datacenter storage.cfg), for clients that read types/sharing.
+  const storageCfg = (s: (typeof STORAGES)[number]) => ({
+    storage: s.storage, type: s.type, content: s.content.join(","), shared: s.shared, digest: "0".repeat(40),
+    ...(s.type === "dir" ? { path: "/var/lib/vz" } : s.type === "nfs" ? { path: `/mnt/pve/${s.storage}`, server: "127.0.0.1", export: `/export/${s.storage}` } : s.type === "zfspool" ? { pool: "rpool/data", sparse: 1 } : { vgname: "pve", thinpool: "data" }),
+  });
+  route(core, "GET", "/storage", (req) =>
+    STORAGES.filter((s) => !req.params.type || s.type === req.params.type)
+      .filter((s) => core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.Audit") || core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.AllocateSpace"))
+      .map(storageCfg),
+  );
+  route(core, "GET", "/storage/{storage}", (req) => {
+    const s = STORAGES.find((x) => x.storage === req.params.storage);
+    if (!s) throw fail(`storage '${req.params.storage}' does not exist`);
+    core.auth.check(req.id, `/storage/${s.storage}`, ["Datastore.Allocate"]);
+    return storageCfg(s);
+  });
 
   route(core, "GET", "/cluster/nextid", (req) => {
     const taken = (v: number) => core.store.state.cts[String(v)] !== undefined;
@@ -141,6 +159,13 @@ export function registerCluster(core: Core): void {
   route(core, "GET", "/nodes/{node}/tasks/{upid}/log", (req) => {
     const t = taskOf(req);
     const lines = (t.running ?? t.finished)!.log;
+    if (bool(req.params.download)) {
+      if (req.params.start !== undefined || req.params.limit !== undefined) {
+        throw paramError({ download: "Parameter 'download' not compatible with 'start' or 'limit'" });
+      }
+      if (t.running) throw fail("Task is still active.");
+      return new RawReply(lines.map((l) => `${l}\n`).join(""), "text/plain");
+    }
     const start = int(req.params.start) ?? 0;
     const limit = int(req.params.limit) ?? 50;
     req.total = lines.length;
@@ -151,8 +176,11 @@ export function registerCluster(core: Core): void {
 
   route(core, "DELETE", "/nodes/{node}/tasks/{upid}", (req) => {
     const t = taskOf(req);
-    if (!t.running) return null;
-    throw fail("stopping running tasks is not supported by the sandbox");
+    const info = (t.running ?? t.finished)!;
+    const owner = info.user === req.id.authid || info.user === req.id.userid;
+    if (!owner) core.auth.check(req.id, `/nodes/${req.params.node}`, ["Sys.Modify"]);
+    if (t.running) core.tasks.abort(info.upid);
+    return null;
   });
 
   route(core, "GET", "/nodes/{node}/tasks", (req) => {

@@ -117,6 +117,27 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     expect(errs.map((t: any) => t.upid)).to.include(failed.upid);
   });
 
+  it("task log download=1, stopping a running task, slow tasks per type", async () => {
+    const done = (await env.api("GET", "/nodes/pve1/tasks?typefilter=vzcreate&statusfilter=ok&limit=1")).json.data[0].upid;
+    const dl = await env.api("GET", `/nodes/pve1/tasks/${encodeURIComponent(done)}/log?download=1`);
+    expect(dl.headers["content-type"]).to.equal("text/plain");
+    expect(dl.text.endsWith("TASK OK\n")).to.equal(true);
+    await env.sb.admin.setTaskDuration({ vzstart: 5000 });
+    try {
+      const r = await env.api("POST", "/nodes/pve1/lxc/100/status/start");
+      const upid = r.json.data;
+      const active = (await env.api("GET", "/nodes/pve1/tasks?source=active")).json.data;
+      expect(active.find((t: any) => t.upid === upid)).to.include({ status: "RUNNING" });
+      expect((await env.api("GET", `/nodes/pve1/tasks/${encodeURIComponent(upid)}/status`)).json.data.status).to.equal("running");
+      expect((await env.api("DELETE", `/nodes/pve1/tasks/${encodeURIComponent(upid)}`)).status).to.equal(200);
+      const st = await env.wait(upid);
+      expect(st.exitstatus).to.equal("received interrupt");
+      expect((await env.api("GET", "/nodes/pve1/lxc/100/status/current")).json.data.status).to.equal("stopped");
+    } finally {
+      await env.sb.admin.setTaskDuration(5);
+    }
+  });
+
   it("pending vs hotplug on a running CT (§1.4)", async () => {
     const before = (await env.api("GET", "/nodes/pve1/lxc/102/config")).json.data;
     const put = await env.api("PUT", "/nodes/pve1/lxc/102/config", {

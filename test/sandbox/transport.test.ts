@@ -79,6 +79,8 @@ describe("sandbox: transport and envelope (§1)", function () {
     expect(byId.local.content.split(",").sort()).to.include("vztmpl");
     const tmpl = await env.api("GET", "/nodes/pve1/storage?content=rootdir");
     expect(tmpl.json.data.map((s: any) => s.storage).sort()).to.deep.equal(["local-lvm", "local-zfs", "shared-nfs"]);
+    const cfg = (await env.api("GET", "/storage")).json.data;
+    expect(cfg.find((s: any) => s.storage === "local-zfs")).to.include({ type: "zfspool", shared: 0 });
     const bad = await env.api("GET", "/nodes/pve1/storage/nope/status");
     expect(bad.status).to.equal(400);
     expect(bad.json.errors).to.deep.equal({ storage: "No such storage." });
