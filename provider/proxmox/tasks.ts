@@ -11,7 +11,7 @@ import { z } from "zod";
 import type { PveClient } from "./client";
 import type { Logger } from "../logging";
 import { zInt, zStr } from "./coerce";
-import { PveApiError, PveTaskFailedError, PveTaskTimeoutError } from "./errors";
+import { PveTaskFailedError, PveTaskTimeoutError } from "./errors";
 import { exitStatusIsOk, parseUpid } from "./upid";
 import { sleep } from "./retry";
 
@@ -205,4 +205,3 @@ export class TasksApi {
   }
 }
 
-export { PveApiError };
