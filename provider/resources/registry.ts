@@ -10,19 +10,19 @@
  *      Pulumi serializes into the resource's state (`__provider`). Its methods only capture the
  *      kind string: at run time, inside the dynamic provider host process
  *      (`pulumi-resource-pulumi-nodejs`), they `require("pulumi-proxmox-lxc/provider")` — this
- *      module, from the INSTALLED package — and delegate to `getHandler(kind)`. So state stays
- *      small (< 4 KB) and every `up`/`refresh`/`destroy` runs the handler code that is installed
+ *      module, from the INSTALLED package — and call `dispatch(kind, op, args)`. So state stays
+ *      small (~2.6 KB) and every `up`/`refresh`/`destroy` runs the handler code that is installed
  *      now, never a stale copy frozen into the state file.
  *   3. This registry maps kind -> handler module (loaded lazily, so a Noop-only program never
- *      loads the Proxmox client). To add a resource: write provider/resources/<kind>.ts whose
- *      default export is a `ResourceHandler`, and add one line to HANDLER_MODULES.
+ *      loads the Proxmox client). To add a resource: write a module whose default export is a
+ *      `ResourceHandler` (e.g. provider/resources/container/handler.ts) and add one line to
+ *      HANDLER_MODULES. Handlers read settings with `getProviderConfig()`.
  *   4. `configure` is called by the dynamic provider host once per distinct serialized
  *      provider string (i.e. once per kind per process) with the full stack configuration
  *      (the engine passes every namespace to dynamic providers). We keep the raw `proxmox:*`
  *      values; provider/proxmox/settings.ts turns them into validated connection settings.
  *
- * The loader calls `dispatch(kind, op, args)` for every operation, so everything that is
- * logic (defaults for missing handler methods, hiding the reserved `__provider` property from
+ * Because the loader only ever calls `dispatch`, everything that is logic (defaults for missing handler methods, hiding the reserved `__provider` property from
  * handlers) lives here, in the installed package, and never in state.
  */
 import type * as pulumi from "@pulumi/pulumi";
