@@ -43,6 +43,9 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     const nfs = await createCt(env, 101, { rootfs: "shared-nfs:1" });
     expect(nfs.exitstatus).to.equal("OK");
     expect((await env.api("GET", "/nodes/pve1/lxc/101/config")).json.data.rootfs).to.equal("shared-nfs:101/vm-101-disk-0.raw,size=1G");
+    await createCt(env, 104, { rootfs: "shared-nfs:0" });
+    expect((await env.api("GET", "/nodes/pve1/lxc/104/config")).json.data.rootfs).to.equal("shared-nfs:104/subvol-104-disk-0.subvol");
+    await env.task("DELETE", "/nodes/pve1/lxc/104");
   });
 
   it("create: synchronous errors with PVE's texts, in-task template error", async () => {

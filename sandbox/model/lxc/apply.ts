@@ -204,6 +204,7 @@ export function allocateIfNew(core: Core, node: string, vmid: number, key: strin
   // Rounded to whole MiB (§4.2); `STORAGE:0` on a path-based storage = subvol without limit.
   const mib = Math.round(Number(m[2]) * 1024);
   const size = mib * 1024 * 1024;
+  if (size === 0 && def.type === "lvmthin") throw fail(`unable to allocate a volume of size 0 on storage '${sid}'`);
   const volid = core.storage.allocVolume(node, sid, vmid, size);
   allocated.push(volid);
   data[volKey] = volid;

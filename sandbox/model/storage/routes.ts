@@ -14,6 +14,9 @@ import { downloadFile, fileChecksum } from "./download";
 import { aplinfoRecords } from "./appliances";
 
 const EXT: Record<string, RegExp> = { vztmpl: VZTMPL_EXT, iso: ISO_EXT, import: IMPORT_EXT };
+/** Uncompressed `.tar` templates exist since pve-storage 9.0.15 (§6.1), so not on 8.4. */
+const extOk = (core: Core, content: string, filename: string) =>
+  !!EXT[content]?.test(filename) && !(core.version === "8.4" && content === "vztmpl" && /\.tar$/i.test(filename));
 
 /** Where PVE would keep the file, for log lines and messages. */
 function shownPath(def: StorageDef, content: string, file: string): string {
@@ -161,7 +164,7 @@ export function registerStorage(core: Core): void {
     core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.AllocateTemplate"]);
     const content = String(req.params.content);
     const filename = normalizeFilename(String(req.params.filename));
-    if (!EXT[content]?.test(filename)) throw paramError({ filename: "wrong file extension" });
+    if (!extOk(core, content, filename)) throw paramError({ filename: "wrong file extension" });
     if (!def.pathBased) throw fail(`can't upload to storage type '${def.type}'`);
     if (!def.content.includes(content)) throw fail(`storage '${def.storage}' does not support '${content}' content`);
     const tmp = req.uploadFile ?? "";
@@ -209,7 +212,7 @@ export function registerStorage(core: Core): void {
     if (!def.pathBased) throw fail(`can't upload to storage type '${def.type}', not a file based storage!`);
     if (!def.content.includes(content)) throw fail(`storage '${def.storage}' is not configured for content-type '${content}'`);
     const filename = normalizeFilename(String(p.filename));
-    if (!EXT[content]?.test(filename)) throw paramError({ filename: "wrong file extension" });
+    if (!extOk(core, content, filename)) throw paramError({ filename: "wrong file extension" });
     const dest = path.join(core.storage.contentDir(node, def.storage, content), filename);
     return core.tasks.start({
       node, type: "download", id: filename, who: req.id,

@@ -179,8 +179,11 @@ export class StorageModel {
     }
   }
 
+  /** Size 0 on a path-based storage is a subvol directory without a size limit (§4.2). */
   allocVolume(node: string, storage: string, vmid: number, size: number, marker = ""): string {
-    const volid = `${storage}:${this.allocName(node, storage, vmid)}`;
+    let name = this.allocName(node, storage, vmid);
+    if (size === 0 && this.mustDef(storage).pathBased) name = name.replace(/\/vm-(\d+-disk-\d+)\.raw$/, "/subvol-$1.subvol");
+    const volid = `${storage}:${name}`;
     this.writeVolume(node, volid, { size, marker, ctime: Math.floor(Date.now() / 1000), snapshots: {} });
     return volid;
   }
