@@ -171,9 +171,6 @@ export class RegistryClient {
         throw new OciError("AUTH_REQUIRED", `registry ${this.registry} requires authentication (HTTP Basic) for ${what}, and no credentials were found: pass credentials or add them to the docker config (docker login ${this.registry})`);
       }
       if (this.basicAuth) throw new OciError("AUTH_FAILED", `registry ${this.registry} rejected the credentials of user '${creds.username}' (wrong username or password?)`);
-      if (this.scheme === "http" && !isLoopbackRegistry(this.registry) && !this.opts.plainHttp) {
-        throw new OciError("INVALID_OPTION", `refusing to send credentials for ${this.registry} over plain HTTP`);
-      }
       this.basicAuth = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
       return;
     }
