@@ -10,7 +10,7 @@
  *   download, which this project's installs cannot rely on.
  */
 import * as zlib from "node:zlib";
-import { spawn } from "node:child_process";
+import { ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { Duplex, PassThrough, Transform, TransformCallback } from "node:stream";
 import { Decompress as FzstdDecompress } from "fzstd";
 import { OciError } from "./errors";
@@ -81,23 +81,70 @@ export function createCompressor(c: OutputCompression): Duplex {
   return zstdProcess();
 }
 
-/** `zstd -3 -T0 -c` as a Duplex: stdin in, stdout out, a clear error if it is missing. */
+/**
+ * `zstd -3 -T0 -c` as a Duplex: stdin in, stdout out. The readable side ends only after
+ * the process exited 0, so a failing zstd fails the pipeline instead of leaving a
+ * truncated file; a missing binary gives an error saying what to install.
+ */
+class ZstdProcess extends Duplex {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private stderr = "";
+  private stdoutEnded = false;
+  private exitCode: number | null | undefined;
+
+  constructor() {
+    super();
+    this.child = spawn("zstd", ["-q", "-3", "-T0", "-c"], { stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stderr.on("data", (d: Buffer) => {
+      if (this.stderr.length < 4096) this.stderr += d.toString();
+    });
+    this.child.stdout.on("data", (d: Buffer) => {
+      if (!this.push(d)) this.child.stdout.pause();
+    });
+    this.child.stdout.on("end", () => {
+      this.stdoutEnded = true;
+      this.maybeEnd();
+    });
+    this.child.on("error", (err: NodeJS.ErrnoException) => {
+      this.destroy(
+        err.code === "ENOENT"
+          ? new OciError("MISSING_TOOL", "zstd compression needs the 'zstd' program on this Node version: install it (apt-get install zstd) or use compression 'gzip'")
+          : err,
+      );
+    });
+    this.child.on("close", (code) => {
+      this.exitCode = code;
+      this.maybeEnd();
+    });
+    // EPIPE on stdin after zstd died is reported through the exit code instead.
+    this.child.stdin.on("error", () => undefined);
+  }
+
+  private maybeEnd(): void {
+    if (!this.stdoutEnded || this.exitCode === undefined) return;
+    if (this.exitCode === 0) this.push(null);
+    else this.destroy(new Error(`zstd exited with code ${this.exitCode}: ${this.stderr.trim()}`));
+  }
+
+  override _read(): void {
+    this.child.stdout.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.child.stdin.write(chunk)) cb();
+    else this.child.stdin.once("drain", () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.child.stdin.end(() => cb());
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.exitCode === undefined) this.child.kill("SIGKILL");
+    cb(err);
+  }
+}
+
 function zstdProcess(): Duplex {
-  const child = spawn("zstd", ["-q", "-3", "-T0", "-c"], { stdio: ["pipe", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    if (stderr.length < 4096) stderr += d.toString();
-  });
-  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
-  child.on("error", (err: NodeJS.ErrnoException) => {
-    duplex.destroy(
-      err.code === "ENOENT"
-        ? new OciError("MISSING_TOOL", "zstd compression needs the 'zstd' program on this Node version: install it (apt-get install zstd) or use compression 'gzip'")
-        : err,
-    );
-  });
-  child.on("close", (code) => {
-    if (code !== 0 && code !== null) duplex.destroy(new Error(`zstd exited with code ${code}: ${stderr.trim()}`));
-  });
-  return duplex;
+  return new ZstdProcess();
 }

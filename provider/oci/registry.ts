@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegistryCredentials, credentialsFromDockerConfig, parseWwwAuthenticate } from "./auth";
+import { registerSecret } from "../logging";
 import { BlobCache, removeQuietly } from "./cache";
 import { DigestVerifier, digestOf } from "./digest";
 import { OciError } from "./errors";
@@ -60,6 +61,8 @@ export class RegistryClient {
     this.host = registryApiHost(registry);
     this.scheme = opts.plainHttp ? "http" : "https";
     this.log = ociLogger(opts.logger).child({ registry });
+    // The shared logger scrubs registered values from every line, wherever they appear.
+    if (opts.credentials) registerSecret(opts.credentials.password);
   }
 
   private getCredentials(): Promise<RegistryCredentials | undefined> {

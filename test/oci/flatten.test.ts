@@ -75,6 +75,20 @@ describe("oci: layers → rootfs (compared with umoci unpack)", function () {
     expect(seen.has("./abs/path")).to.equal(true);
   });
 
+  it("zstd output without the zstd program fails saying what to install", async () => {
+    const prev = process.env.PATH;
+    process.env.PATH = tmpDir("empty-path-");
+    try {
+      await buildTemplate({ source: `oci:${layout}:main`, compression: "zstd", cacheDir: tmpDir("oci-cache-") });
+      throw new Error("accepted");
+    } catch (err) {
+      expect((err as { code?: string }).code).to.equal("MISSING_TOOL");
+      expect((err as Error).message).to.include("apt-get install zstd");
+    } finally {
+      process.env.PATH = prev;
+    }
+  });
+
   it("metadata comes from the image config", async () => {
     const r = await buildTemplate({ source: `oci:${layout}:main`, cacheDir });
     expect(r.metadata).to.deep.include({

@@ -20,6 +20,11 @@ import * as bcrypt from "bcryptjs";
 
 export const execFileP = promisify(execFile);
 
+// Tests never touch the user's real cache: calls without cacheDir use this one.
+const defaultCache = fs.mkdtempSync(path.join(os.tmpdir(), "oci-default-cache-"));
+process.env.PULUMI_PROXMOX_LXC_OCI_CACHE = defaultCache;
+process.on("exit", () => fs.rmSync(defaultCache, { recursive: true, force: true }));
+
 export const INSTALL_HINT = "run the install line of .ci/run (apt-get install -y docker-registry skopeo umoci runc zstd)";
 
 /** Fails (never skips) when a required binary is missing. */
