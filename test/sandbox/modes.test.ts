@@ -10,19 +10,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import * as tarStream from "tar-stream";
+import { writeTar } from "../../sandbox/tarball";
 import { startEnv, fetchTemplate, createCt, ALPINE, type Env } from "./helpers";
 
-function tar(entries: Array<{ name: string; data: Buffer | string }>): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const pack = tarStream.pack();
-    const chunks: Buffer[] = [];
-    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
-    pack.on("end", () => resolve(Buffer.concat(chunks)));
-    pack.on("error", reject);
-    for (const e of entries) pack.entry({ name: e.name, mtime: new Date(0) }, e.data);
-    pack.finalize();
-  });
+async function tar(entries: Array<{ name: string; data: Buffer | string }>): Promise<Buffer> {
+  return writeTar(entries.map((e) => ({ name: e.name, data: e.data })));
 }
 
 /** A minimal OCI image-layout archive with one gzip layer. */

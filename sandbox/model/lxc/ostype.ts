@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as zlib from "node:zlib";
 import { spawnSync } from "node:child_process";
-import * as tarStream from "tar-stream";
+import { readTar } from "../../tarball";
 import { decompress as zstdDecompress } from "fzstd";
 
 const KNOWN = ["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse", "archlinux", "alpine", "gentoo", "nixos"];
@@ -54,29 +54,15 @@ function decompress(file: string): Buffer | undefined {
 export async function osReleaseOfTemplate(file: string): Promise<{ found: boolean; id?: string; idLike?: string } | undefined> {
   const tar = decompress(file);
   if (!tar) return undefined;
-  return new Promise((resolve) => {
-    let text: string | undefined;
-    const ex = tarStream.extract();
-    ex.on("entry", (h, s, next) => {
-      const n = h.name.replace(/^\.?\//, "");
-      if (h.type === "file" && (n === "etc/os-release" || n === "usr/lib/os-release")) {
-        const chunks: Buffer[] = [];
-        s.on("data", (c: unknown) => chunks.push(c as Buffer));
-        s.on("end", () => {
-          text = Buffer.concat(chunks).toString("utf8");
-          next();
-        });
-      } else {
-        s.on("end", next);
-        s.resume();
-      }
-    });
-    ex.on("finish", () => {
-      if (text === undefined) return resolve({ found: false });
-      const field = (k: string) => new RegExp(`^${k}=("?)([^"\\n]*)\\1$`, "m").exec(text!)?.[2];
-      resolve({ found: true, id: field("ID") ?? "", idLike: field("ID_LIKE") });
-    });
-    ex.on("error", () => resolve(undefined));
-    ex.end(tar);
-  });
+  let text: string | undefined;
+  try {
+    for (const e of readTar(tar, (n) => n === "etc/os-release" || n === "usr/lib/os-release")) {
+      if (e.data && (e.name === "etc/os-release" || text === undefined)) text = e.data.toString("utf8");
+    }
+  } catch {
+    return undefined;
+  }
+  if (text === undefined) return { found: false };
+  const field = (k: string) => new RegExp(`^${k}=("?)([^"\\n]*)\\1$`, "m").exec(text!)?.[2];
+  return { found: true, id: field("ID") ?? "", idLike: field("ID_LIKE") };
 }

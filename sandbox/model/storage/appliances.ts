@@ -8,7 +8,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import * as tarStream from "tar-stream";
+import { writeTar } from "../../tarball";
 import type { Core } from "../../core";
 
 interface Appliance {
@@ -28,19 +28,15 @@ export const APPLIANCES: Appliance[] = [
 
 const MTIME = new Date("2024-09-08T00:00:00Z");
 
-function buildTar(a: Appliance): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const pack = tarStream.pack();
-    const chunks: Buffer[] = [];
-    pack.on("data", (c: unknown) => chunks.push(c as Buffer));
-    pack.on("end", () => resolve(zlib.gzipSync(Buffer.concat(chunks), { level: 9 })));
-    pack.on("error", reject);
-    for (const d of ["./", "./etc/", "./root/", "./sbin/"]) pack.entry({ name: d, type: "directory", mtime: MTIME, mode: 0o755 });
-    pack.entry({ name: "./etc/os-release", mtime: MTIME, mode: 0o644 }, a.osRelease);
-    pack.entry({ name: "./etc/hostname", mtime: MTIME, mode: 0o644 }, "localhost\n");
-    pack.entry({ name: "./sbin/init", mtime: MTIME, mode: 0o755 }, "#!/bin/sh\nexec sleep infinity\n");
-    pack.finalize();
-  });
+function buildTar(a: Appliance): Buffer {
+  const mtime = MTIME.getTime() / 1000;
+  const tar = writeTar([
+    ...["./", "./etc/", "./root/", "./sbin/"].map((name) => ({ name, type: "dir" as const, mtime })),
+    { name: "./etc/os-release", data: a.osRelease, mtime },
+    { name: "./etc/hostname", data: "localhost\n", mtime },
+    { name: "./sbin/init", data: "#!/bin/sh\nexec sleep infinity\n", mode: 0o755, mtime },
+  ]);
+  return zlib.gzipSync(tar, { level: 9 });
 }
 
 export function applianceDir(core: Core): string {
@@ -52,7 +48,7 @@ export async function ensureAppliances(core: Core): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   for (const a of APPLIANCES) {
     const f = path.join(dir, a.template);
-    if (!fs.existsSync(f)) fs.writeFileSync(f, await buildTar(a));
+    if (!fs.existsSync(f)) fs.writeFileSync(f, buildTar(a));
   }
 }
 

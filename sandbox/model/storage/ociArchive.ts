@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as zlib from "node:zlib";
-import * as tarStream from "tar-stream";
+import { readTar } from "../../tarball";
 import { decompress as zstdDecompress } from "fzstd";
 
 const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -24,28 +24,10 @@ export interface OciImage {
   osReleaseIdLike?: string;
 }
 
-function readTarEntries(buf: Buffer, want: (name: string) => boolean): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    const out = new Map<string, Buffer>();
-    const ex = tarStream.extract();
-    ex.on("entry", (header, stream, next) => {
-      const name = header.name.replace(/^\.\//, "");
-      if (header.type === "file" && want(name) && (header.size ?? 0) <= MAX_BLOB) {
-        const chunks: Buffer[] = [];
-        stream.on("data", (c: unknown) => chunks.push(c as Buffer));
-        stream.on("end", () => {
-          out.set(name, Buffer.concat(chunks));
-          next();
-        });
-      } else {
-        stream.on("end", next);
-        stream.resume();
-      }
-    });
-    ex.on("finish", () => resolve(out));
-    ex.on("error", reject);
-    ex.end(buf);
-  });
+async function readTarEntries(buf: Buffer, want: (name: string) => boolean): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const e of readTar(buf, (n) => want(n))) if (e.data && e.size <= MAX_BLOB) out.set(e.name, e.data);
+  return out;
 }
 
 /** Top-level names of a tar (for OCI detection). */
@@ -57,18 +39,12 @@ export async function isOciArchive(file: string): Promise<boolean> {
   } catch {
     return false;
   }
-  const names = new Set<string>();
-  await new Promise<void>((resolve) => {
-    const ex = tarStream.extract();
-    ex.on("entry", (h, s, next) => {
-      names.add(h.name.replace(/^\.\//, ""));
-      s.on("end", next);
-      s.resume();
-    });
-    ex.on("finish", () => resolve());
-    ex.on("error", () => resolve());
-    ex.end(buf);
-  });
+  let names: Set<string>;
+  try {
+    names = new Set(readTar(buf).map((e) => e.name));
+  } catch {
+    return false;
+  }
   return names.has("oci-layout") && names.has("index.json") && [...names].some((n) => n.startsWith("blobs/"));
 }
 
