@@ -154,6 +154,48 @@ describe("e2e: Noop through the real Pulumi engine", function () {
     });
   });
 
+  describe("Node.js language host (tools/pulumi-cli/cmd/pulumi-language-nodejs)", function () {
+    let stack: PulumiStack;
+
+    before(async function () {
+      stack = await PulumiStack.create({
+        programSource: `
+import * as pulumi from "@pulumi/pulumi";
+const c = new pulumi.Config("proxmox");
+export const endpoint = c.require("endpoint");
+export const password = c.requireSecret("password");
+export const where = \`\${pulumi.getProject()}/\${pulumi.getStack()}\`;
+`,
+        stackName: "langhost",
+        config: {
+          "proxmox:endpoint": "https://pve.example.test:8006",
+          "proxmox:password": { value: "program-secret", secret: true },
+        },
+      });
+    });
+    after(async function () {
+      if (stack) await stack.remove();
+    });
+
+    it("passes stack config, secrets and project/stack names to the program", async function () {
+      await stack.up();
+      const out = await stack.outputs();
+      expect(out).to.deep.equal({
+        endpoint: "https://pve.example.test:8006",
+        password: "[secret]",
+        where: `${stack.projectName}/langhost`,
+      });
+      expect((await stack.outputs({ showSecrets: true })).password).to.equal("program-secret");
+    });
+
+    it("reports a program error as a failed update with the program's message", async function () {
+      stack.writeProgram(`throw new Error("boom from the program 4711");\n`);
+      const result = await stack.run(["up", "--yes", "--skip-preview"], { allowFailure: true });
+      expect(result.code).to.not.equal(0);
+      expect(result.stdout + result.stderr).to.contain("boom from the program 4711");
+    });
+  });
+
   describe("loader: the installed handler code runs, not a copy in state", function () {
     let stack: PulumiStack;
     let marker: string;
