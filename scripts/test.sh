@@ -15,6 +15,7 @@ npm run --silent build
 echo "== Pulumi CLI (scripts/ensure-pulumi)"
 PATH="$(bash scripts/ensure-pulumi)"
 export PATH
+export PULUMI_SKIP_UPDATE_CHECK=true # no network here; the harness sets it too
 echo "pulumi: $(command -v pulumi) — $(pulumi version)"
 
 echo "== mocha"
