@@ -78,9 +78,10 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
     // Same snapshot time: changed in place, not taken again.
     expect(step.outs.snaptime).to.equal(s.outs.snaptime);
 
-    // A name change replaces (the old one must go first only on the same CT: it is).
+    // A name change replaces; old and new can coexist, so the new one is taken first.
     const renamed = await handler.diff!(s.id, step.outs, (await handler.check!({}, { ...base, name: "other" })).inputs);
     expect(renamed.replaces).to.deep.equal(["name"]);
+    expect(renamed.deleteBeforeReplace).to.equal(false);
 
     await handler.delete!(s.id, step.outs);
     expect(await snapshots("pve1", vmid)).to.deep.equal([]);

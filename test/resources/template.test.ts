@@ -307,6 +307,41 @@ describe("Template handler (in process, against the sandbox)", function () {
     expect((await sb.admin.counters()).requests[UPLOAD] ?? 0).to.equal(0);
   });
 
+  it("logs upload progress at info, and never the credentials in a url", async () => {
+    const logFile = path.join(dir, "provider.log");
+    const cfg: Record<string, string> = {
+      "proxmox:endpoint": sb.endpoint,
+      "proxmox:apiToken": sb.apiToken,
+      "proxmox:tlsFingerprint": sb.tlsFingerprint,
+      "proxmox:logLevel": "info",
+      "proxmox:logFile": logFile,
+    };
+    configure({ get: (k) => cfg[k] });
+    try {
+      const file = path.join(dir, "progress.tar.gz");
+      fs.writeFileSync(file, await tarGz("ID=alpine\n", 2 * MiB));
+      const t = await up({ node: "pve1", path: file, resourceName: "progress" });
+      const data = await tarGz("ID=debian\n");
+      served.set("/private/creds.tar.gz", data);
+      const secret = "s3cret-download-token";
+      const u = await up({ node: "pve1", url: `${webBase.replace("http://", `http://bot:${secret}@`)}/private/creds.tar.gz`, resourceName: "creds" });
+      expect(u.outs.size).to.equal(data.length);
+      await handler.delete!(t.id, t.outs);
+      await handler.delete!(u.id, u.outs);
+
+      const lines = fs.readFileSync(logFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
+      const progress = lines.filter((l) => l.msg?.startsWith("uploading progress.tar.gz:"));
+      expect(progress.length, "progress lines").to.be.greaterThan(0);
+      expect(progress.every((l) => l.level === "info" && l.resourceType === "Template" && l.resourceName === "progress")).to.equal(true);
+      expect(progress[progress.length - 1]).to.include({ percent: 100, bytes: fs.statSync(file).size });
+      const text = JSON.stringify(lines);
+      expect(text).to.include("credentials omitted");
+      expect(text).not.to.include(secret);
+    } finally {
+      configure({ get: (k) => ({ ...cfg, "proxmox:logLevel": "silent", "proxmox:logFile": undefined })[k] });
+    }
+  });
+
   it("while previewing with unknown inputs, validates the known part", async () => {
     const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
     const r = await check({ node: "pve1", url: UNKNOWN, fileName: "x.tgz" });

@@ -147,8 +147,9 @@ async function diff(_id: string, olds: Record<string, unknown>, news: Record<str
     // A changed trigger is an update: a new value rolls back (see update()), removing the
     // trigger only records that. Unknown during preview shows as a change as well.
     if (!same("rollbackTrigger") || unknownPaths(news).includes("rollbackTrigger")) changed.push("rollbackTrigger");
-    // A new snapshot with the same name on the same CT cannot exist next to the old one.
-    return { changes: changed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 && same("vmid") };
+    // A replacement always differs in vmid or name, so both can exist for a moment: the
+    // new snapshot is taken first, then the old one deleted (Pulumi's default order).
+    return { changes: changed.length > 0, replaces, deleteBeforeReplace: false };
   });
 }
 

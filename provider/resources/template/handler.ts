@@ -15,6 +15,7 @@ import { fileDigest, fileProblem } from "./fileHash";
 import { resolveAppliance } from "./appliance";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
 import { runOperation, type OperationContext } from "../operation";
+import { registerSecret } from "../../logging";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
 import { PveNotFoundError } from "../../proxmox/errors";
@@ -55,6 +56,23 @@ function argsFromOutputs(olds: Record<string, unknown>): Record<string, unknown>
   const a: Record<string, unknown> = { ...olds };
   for (const k of COMPUTED) delete a[k];
   return a;
+}
+
+/**
+ * A URL fit for logs: credentials in it (https://user:token@host/…) are dropped, and the
+ * password is registered so an error that echoes the URL is scrubbed too.
+ */
+export function loggableUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    registerSecret(decodeURIComponent(u.password));
+    u.username = "";
+    u.password = "";
+    return `${u.toString()} (credentials omitted)`;
+  } catch {
+    return "(unparsable url)";
+  }
 }
 
 function sourceOf(a: { url?: unknown; appliance?: unknown; path?: unknown }): "url" | "appliance" | "path" {
@@ -238,7 +256,7 @@ async function produce(client: PveClient, a: TemplateArgs, fileName: string, ctx
     return { checksum: d.sha256, checksumAlgorithm: "sha256" };
   }
   if (a.url !== undefined) {
-    ctx.log.info({ url: a.url, storage: a.storage }, "downloading template on the node");
+    ctx.log.info({ url: loggableUrl(a.url), storage: a.storage }, "downloading template on the node");
     const params: Parameters<PveClient["storage"]["downloadUrl"]>[2] = { url: a.url, content: "vztmpl", filename: fileName };
     if (a.checksum) {
       params.checksum = a.checksum;
