@@ -6,6 +6,8 @@
  */
 import * as fs from "node:fs";
 import * as https from "node:https";
+import * as net from "node:net";
+import { dispatchConnection } from "./http/redirect";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Socket } from "node:net";
@@ -103,12 +105,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   store.save();
   registerRoutes(core);
 
-  const server = https.createServer({ key: tls.key, cert: tls.cert }, createRequestHandler(core));
-  server.keepAliveTimeout = 5000;
+  const tlsServer = https.createServer({ key: tls.key, cert: tls.cert }, createRequestHandler(core));
+  tlsServer.keepAliveTimeout = 5000;
   const sockets = new Set<Socket>();
-  server.on("connection", (s: Socket) => {
+  const server = net.createServer({ pauseOnConnect: true }, (s: Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
+    dispatchConnection(s, tlsServer);
   });
   const host = opts.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {

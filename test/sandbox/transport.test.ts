@@ -3,6 +3,7 @@
  * (BEHAVIOR.md §1, §2), with plain HTTPS requests.
  */
 import { expect } from "chai";
+import * as http from "node:http";
 import * as https from "node:https";
 import * as zlib from "node:zlib";
 import { request, startEnv, type Env } from "./helpers";
@@ -37,6 +38,21 @@ describe("sandbox: transport and envelope (§1)", function () {
     const nouri = await request(env.sb, "GET", "/foo", { raw: true, auth: { token: env.sb.apiToken } });
     expect(nouri.status).to.equal(501);
     expect(nouri.text).to.equal("no such uri");
+  });
+
+  it("redirects plain HTTP on the TLS port: 301 for GET, 308 otherwise (§1.1)", async () => {
+    const port = Number(new URL(env.sb.endpoint).port);
+    const plain = (method: string) =>
+      new Promise<{ status?: number; location?: string }>((resolve, reject) => {
+        const req = http.request({ host: "127.0.0.1", port, method, path: "/api2/json/version", agent: false }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode, location: res.headers.location });
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    expect(await plain("GET")).to.deep.equal({ status: 301, location: `https://127.0.0.1:${port}/api2/json/version` });
+    expect((await plain("POST")).status).to.equal(308);
   });
 
   it("refuses a body on DELETE and chunked bodies", async () => {
