@@ -207,3 +207,51 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
     expect((await sb.admin.counters()).violationCount).to.equal(0);
   });
 });
+
+describe("Template and Snapshot SDK classes (Pulumi mocks)", function () {
+  this.timeout(30_000);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
+  const registered: Array<{ type: string; name: string; inputs: Record<string, any> }> = [];
+
+  before(async () => {
+    await pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+          const outs: Record<string, unknown> = { ...args.inputs };
+          if (args.type.endsWith(":Container")) Object.assign(outs, { vmid: 4242, node: "pve2" });
+          if (args.type.endsWith(":Template")) Object.assign(outs, { volid: "local:vztmpl/x.tar.gz", size: 1, format: "tgz" });
+          return { id: `${args.name}-id`, state: outs };
+        },
+        call: (args) => args.inputs,
+      },
+      "project",
+      "stack",
+      false,
+    );
+  });
+
+  const resolved = <T>(o: import("@pulumi/pulumi").Output<T>) => new Promise<T>((r) => o.apply((v) => r(v)));
+
+  it("Snapshot takes node and vmid from a Container; Template and Snapshot pass their resource name", async () => {
+    // Loaded after setMocks, as a Pulumi program would be.
+    const sdk = await import("../../sdk");
+    const tmpl = new sdk.Template("tmpl", { node: "pve1", appliance: "debian-12-standard" });
+    const ct = new sdk.Container("ct", { node: "pve1", template: tmpl, rootfs: { storage: "local-lvm", size: "1G" } });
+    const snap = new sdk.Snapshot("snap", { container: ct, name: "before", description: "d" });
+    expect(await resolved(snap.vmid)).to.equal(4242);
+    expect(await resolved(snap.node)).to.equal("pve2");
+    expect(await resolved(tmpl.volid)).to.equal("local:vztmpl/x.tar.gz");
+    const s = registered.find((r) => r.name === "snap")!;
+    expect(s.type).to.equal("pulumi-nodejs:dynamic/proxmox:Snapshot");
+    expect(s.inputs).to.include({ vmid: 4242, node: "pve2", name: "before", description: "d", resourceName: "snap" });
+    const t = registered.find((r) => r.name === "tmpl")!;
+    expect(t.type).to.equal("pulumi-nodejs:dynamic/proxmox:Template");
+    expect(t.inputs).to.include({ node: "pve1", appliance: "debian-12-standard", resourceName: "tmpl" });
+    expect(registered.find((r) => r.name === "ct")!.inputs.template).to.equal("local:vztmpl/x.tar.gz");
+
+    expect(() => new sdk.Snapshot("bad", { container: ct, vmid: 1, name: "x1" })).to.throw("give either container or node + vmid, not both");
+    expect(() => new sdk.Snapshot("bad2", { node: "pve1", name: "x1" })).to.throw("give container (a Container resource) or both node and vmid");
+  });
+});
