@@ -218,6 +218,23 @@ describe("Template handler (in process, against the sandbox)", function () {
     await handler.delete!(t.id, t.outs);
   });
 
+  it("a reset right after another upload: the client's recovered task is the other upload's, so the file is sent again", async () => {
+    // provider/proxmox/upload.ts takes any imgcopy task of ours from the last ~2 s as the
+    // lost upload (imgcopy has an empty id); the handler checks the volume really landed.
+    const a = path.join(dir, "first.tar.gz");
+    const b = path.join(dir, "second.tar.gz");
+    fs.writeFileSync(a, await tarGz("ID=alpine\n", 256 * 1024));
+    const bData = await tarGz("ID=alpine\n", 2 * MiB);
+    fs.writeFileSync(b, bData);
+    const first = await up({ node: "pve1", path: a });
+    await sb.admin.addFault({ method: "POST", path: "/nodes/{node}/storage/{storage}/upload", action: "reset-mid-upload", afterBytes: MiB });
+    const second = await up({ node: "pve1", path: b });
+    expect((await vol(second.id))?.size).to.equal(bData.length);
+    expect(second.outs).to.include({ size: bData.length, checksum: sha256(bData) });
+    await handler.delete!(first.id, first.outs);
+    await handler.delete!(second.id, second.outs);
+  });
+
   it("existing: fail (default) refuses, adopt takes the volume as is, overwrite replaces it", async () => {
     const file = path.join(dir, "shared-name.tar.gz");
     const v1 = await tarGz("ID=alpine\n", 1000);
