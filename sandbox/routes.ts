@@ -10,6 +10,7 @@ import { registerSnapshots } from "./model/lxc/snapshots";
 import { registerInterfaces } from "./model/lxc/interfaces";
 import { registerPools } from "./model/pools";
 import { registerStorage } from "./model/storage/routes";
+import { registerAccess } from "./model/access";
 
 export function registerRoutes(core: Core): void {
   registerCluster(core);
@@ -22,4 +23,5 @@ export function registerRoutes(core: Core): void {
   registerInterfaces(core);
   registerPools(core);
   registerStorage(core);
+  registerAccess(core);
 }

@@ -202,6 +202,25 @@ describe("sandbox: authentication and permissions (§2)", function () {
     expect(expired.status).to.equal(401);
   });
 
+  it("users, tokens and ACLs through the /access API; /access/permissions", async () => {
+    expect((await env.api("POST", "/access/users", { form: { userid: "bob@pve", password: "bobpassword" } })).status).to.equal(200);
+    const tok = await env.api("POST", "/access/users/bob@pve/token/ci", { form: { privsep: 0 } });
+    expect(tok.json.data["full-tokenid"]).to.equal("bob@pve!ci");
+    expect(tok.json.data.value).to.match(/^[0-9a-f-]{36}$/);
+    const bob = { token: `bob@pve!ci=${tok.json.data.value}` };
+    const denied = await request(env.sb, "GET", "/nodes/pve1/storage/local/status", { auth: bob });
+    expect(denied.status).to.equal(403);
+    expect(denied.json.message).to.equal("Permission check failed (/storage/local, Datastore.Audit|Datastore.AllocateSpace)\n");
+    expect((await env.api("PUT", "/access/acl", { form: { path: "/storage", roles: "PVEDatastoreUser", users: "bob@pve" } })).status).to.equal(200);
+    expect((await request(env.sb, "GET", "/nodes/pve1/storage/local/status", { auth: bob })).status).to.equal(200);
+    const perms = (await request(env.sb, "GET", "/access/permissions?path=/storage/local", { auth: bob })).json.data;
+    expect(perms).to.deep.equal({ "/storage/local": { "Datastore.AllocateSpace": 1, "Datastore.Audit": 1 } });
+    const login = await request(env.sb, "POST", "/access/ticket", { auth: null, form: { username: "bob@pve", password: "bobpassword" } });
+    expect(login.json.data.cap.storage).to.deep.equal({ "Datastore.AllocateSpace": 1, "Datastore.Audit": 1 });
+    const noRole = await env.api("PUT", "/access/acl", { form: { path: "/", roles: "NoSuchRole", users: "bob@pve" } });
+    expect(noRole.json.message).to.equal("role 'NoSuchRole' does not exist\n");
+  });
+
   it("tickets expire after ticketLifetimeSec", async () => {
     const short = await startEnv({ ticketLifetimeSec: 1 });
     try {
