@@ -77,7 +77,9 @@ export class TaskManager {
   }
 
   private takeFailure(type: string, id: string): string | undefined {
-    const i = this.failures.findIndex((f) => (!f.type || f.type === type) && (f.vmid === undefined || String(f.vmid) === id || id.startsWith(`${f.vmid}`)));
+    // ids are the vmid, `<vmid>@<storage>` (imgdel) or `<vmid>-<key>>…` (move_volume)
+    const matchesVmid = (v: number | string) => id === String(v) || id.startsWith(`${v}-`) || id.startsWith(`${v}@`);
+    const i = this.failures.findIndex((f) => (!f.type || f.type === type) && (f.vmid === undefined || matchesVmid(f.vmid)));
     if (i < 0) return undefined;
     const f = this.failures[i];
     f.times = (f.times ?? 1) - 1;

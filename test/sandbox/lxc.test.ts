@@ -170,10 +170,17 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     const stale = await env.api("PUT", "/nodes/pve1/lxc/102/config", { form: { cores: 2, digest: before.digest } });
     expect(stale.status).to.equal(500);
     expect(stale.json.message).to.equal("detected modified configuration - file changed by other user? Try again.\n");
+    const env1 = await env.api("PUT", "/nodes/pve1/lxc/102/config", { form: { env: "A=1\u0000B=two words", entrypoint: "/bin/app --x" } });
+    expect(env1.status, env1.text).to.equal(200);
+    expect((await env.api("GET", "/nodes/pve1/lxc/102/config?current=1")).json.data.env).to.equal(undefined);
+    expect((await env.api("GET", "/nodes/pve1/lxc/102/config")).json.data.env).to.equal("A=1\u0000B=two words");
     const reboot = await env.task("POST", "/nodes/pve1/lxc/102/status/reboot");
     expect(reboot.exitstatus).to.equal("OK");
     const after = (await env.api("GET", "/nodes/pve1/lxc/102/config?current=1")).json.data;
     expect(after.features).to.equal("nesting=1");
+    expect(after.env).to.equal("A=1\u0000B=two words");
+    expect(after.entrypoint).to.equal("/bin/app --x");
+    expect(await env.sb.admin.rawConfig(102)).to.include("lxc.environment.runtime: A=1\nlxc.environment.runtime: B=two words\n");
     expect((await env.api("GET", "/nodes/pve1/lxc/102/pending")).json.data.some((i: any) => i.pending !== undefined)).to.equal(false);
   });
 

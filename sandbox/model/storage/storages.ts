@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fail, ApiError } from "../../http/errors";
+import { writeFileAtomic } from "../../persist";
 
 export type StorageType = "dir" | "zfspool" | "lvmthin" | "nfs";
 
@@ -158,9 +159,7 @@ export class StorageModel {
   }
 
   writeVolume(node: string, volid: string, data: VolumeData): void {
-    const f = this.volFile(node, volid);
-    fs.mkdirSync(path.dirname(f), { recursive: true });
-    fs.writeFileSync(f, JSON.stringify(data));
+    writeFileAtomic(this.volFile(node, volid), JSON.stringify(data));
   }
 
   volumeExists(node: string, volid: string): boolean {
