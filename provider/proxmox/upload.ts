@@ -273,21 +273,23 @@ async function findCompletedUpload(
   sinceSec: number,
   log: Logger,
 ): Promise<{ upid?: string; task?: TaskResult } | undefined> {
+  // imgcopy tasks carry no file name (empty id), so a task found here may belong to another
+  // upload by the same user running in parallel: wait for it, but only the volume itself
+  // (right name, right size, written since this upload began) proves this upload landed.
   const upid = await client.tasks.findRecent(o.node, { type: "imgcopy", id: "", sinceSec }, log);
+  let task: TaskResult | undefined;
   if (upid) {
-    log.info({ upid }, "upload answer was lost, but its imgcopy task exists; waiting for it");
+    log.info({ upid }, "upload answer was lost, but an imgcopy task exists; waiting for it");
     try {
-      const task = await client.tasks.wait(upid, { ...(o.waitOptions ?? {}), logger: o.logger });
-      return { upid, task };
+      task = await client.tasks.wait(upid, { ...(o.waitOptions ?? {}), logger: o.logger });
     } catch (e) {
-      log.warn({ upid, error: (e as Error).message }, "the earlier upload's task failed; uploading again");
-      return undefined;
+      log.warn({ upid, error: (e as Error).message }, "that imgcopy task failed");
     }
   }
   const item = await client.storage.findVolume(o.node, volid, { logger: log });
   if (item && item.size === size && (item.ctime === undefined || item.ctime >= sinceSec)) {
     log.info({ volid }, "upload answer was lost, but the volume is there with the right size");
-    return {};
+    return task ? { upid, task } : {};
   }
   return undefined;
 }
