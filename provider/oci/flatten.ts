@@ -71,6 +71,12 @@ interface Override {
 interface LayerPlan {
   emit: Uint8Array;
   overrides: Map<number, Override>;
+  /**
+   * Directories that must exist although no entry of theirs is written: the parent of
+   * an entry that is not written (hidden by a layer above, or dropped) still existed in
+   * that layer, and survives unless the layers above removed it.
+   */
+  ensure: Map<number, string>;
 }
 
 /** Scanned entry (pass 1, current layer only). */
@@ -79,6 +85,8 @@ interface Scanned {
   kind: Kind | "whiteout" | "opaque" | "skip";
   isLink?: boolean;
   linkRoot?: number;
+  /** A real entry (device, broken hardlink) that is dropped: its parent still exists. */
+  dropped?: boolean;
   meta?: DirMeta;
 }
 
@@ -201,7 +209,7 @@ export class Flattener {
         if (policy === "error") throw new OciError("HOSTILE_LAYER", `${what}: device node '${h.name}' is not allowed (option devices)`);
         if (policy === "drop") {
           this.warn(`${what}: dropped device node '${h.name}'`);
-          out.push({ path: p, kind: "skip" });
+          out.push({ path: p, kind: "skip", dropped: true });
           continue;
         }
       }
@@ -213,7 +221,7 @@ export class Flattener {
         const t = ti === undefined ? undefined : out[ti];
         if (!t || t.kind !== "nondir") {
           this.warn(`${what}: dropped hardlink '${h.name}' -> '${h.linkname}': the target is not a file earlier in the same layer`);
-          out.push({ path: p, kind: "skip" });
+          out.push({ path: p, kind: "skip", dropped: true });
           continue;
         }
         s.isLink = true;
@@ -228,7 +236,7 @@ export class Flattener {
   /** Liveness within the layer, visibility against upper layers, then merge into state. */
   private decideLayer(li: number, entries: Scanned[], state: Map<string, PathState>): LayerPlan {
     const n = entries.length;
-    const plan: LayerPlan = { emit: new Uint8Array(n), overrides: new Map() };
+    const plan: LayerPlan = { emit: new Uint8Array(n), overrides: new Map(), ensure: new Map() };
     // --- within-layer liveness: the later of two conflicting entries wins.
     const lastAt = new Map<string, number>();
     const lastNondirAt = new Map<string, number>();
@@ -333,6 +341,29 @@ export class Flattener {
         plan.overrides.set(k, { linkname: carrier });
       }
     }
+    // --- directories implied by entries that are not written
+    const dirSurvives = (d: string, k: number): boolean => {
+      if ((lastNondirAt.get(d) ?? -1) > k) return false;
+      const s = state.get(d);
+      if (s && (s.kind === "nondir" || s.kind === "whiteout")) return false;
+      if (state.get("")?.opaque) return false;
+      for (const a of ancestors(d)) {
+        if ((lastNondirAt.get(a) ?? -1) > k) return false;
+        const sa = state.get(a);
+        if (sa && (sa.kind === "nondir" || sa.kind === "whiteout" || sa.opaque)) return false;
+      }
+      return true;
+    };
+    for (let k = 0; k < n; k++) {
+      if (plan.emit[k]) continue;
+      const e = entries[k];
+      // Whiteout markers imply nothing (as in umoci and PVE, which never extract them);
+      // Docker and containerd would create the marker's directory, which only matters
+      // for markers in directories that do not otherwise exist.
+      if (e.kind !== "dir" && e.kind !== "nondir" && !e.dropped) continue;
+      const d = parentOf(e.path);
+      if (d !== "" && dirSurvives(d, k)) plan.ensure.set(k, d);
+    }
     // --- merge this layer into the state seen by the layers below
     for (let k = 0; k < n; k++) {
       const e = entries[k];
@@ -378,8 +409,11 @@ export class Flattener {
       });
       for await (const entry of readTar(input)) {
         k++;
-        if (!plan.emit[k]) continue;
-        yield* this.writeEntry(entry, plan.overrides.get(k), layer, emittedDirs, emittedNondirs);
+        if (plan.emit[k]) yield* this.writeEntry(entry, plan.overrides.get(k), layer, emittedDirs, emittedNondirs);
+        else {
+          const d = plan.ensure.get(k);
+          if (d !== undefined && !emittedDirs.has(d)) yield* this.ensureDirs(d, true, layer, emittedDirs, emittedNondirs);
+        }
       }
       if (k + 1 !== plan.emit.length) {
         throw new OciError("HOSTILE_LAYER", `layer ${layer.digest} changed between the two passes (${plan.emit.length} entries, then ${k + 1})`);
@@ -393,17 +427,7 @@ export class Flattener {
     const what = `layer ${layer.digest}`;
     const p = ov?.name ?? normalizePath(h.name, what);
     const isDir = h.type === "dir";
-    // Parents first; one that is not a directory would mean writing through a link.
-    const missing: string[] = [];
-    for (const a of ancestors(p)) {
-      if (dirs.has(a)) break;
-      if (nondirs.has(a)) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' would be written beneath non-directory '${a}'`);
-      missing.push(a);
-    }
-    for (let i = missing.length - 1; i >= 0; i--) {
-      dirs.add(missing[i]);
-      yield this.header({ ...h, name: outName(missing[i], true), type: "dir", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: 0, linkname: "", devmajor: 0, devminor: 0, xattrs: undefined });
-    }
+    yield* this.ensureDirs(p, false, layer, dirs, nondirs);
     const meta = ov?.meta;
     const out: TarHeader = {
       ...h,
@@ -434,6 +458,23 @@ export class Flattener {
       this.stats.bytesWritten += n;
       const pad = padding(n);
       if (pad) yield Buffer.alloc(pad);
+    }
+  }
+
+  /**
+   * Writes default directories (0755 root) for missing ancestors of `p` (and `p` itself
+   * when `self`). An ancestor that is not a directory would mean writing through a link.
+   */
+  private *ensureDirs(p: string, self: boolean, layer: LayerFile, dirs: Set<string>, nondirs: Set<string>): Generator<Buffer> {
+    const missing: string[] = [];
+    for (const a of self ? [p, ...ancestors(p)] : ancestors(p)) {
+      if (dirs.has(a)) break;
+      if (nondirs.has(a)) throw new OciError("HOSTILE_LAYER", `layer ${layer.digest}: '${p}' would be written beneath non-directory '${a}'`);
+      missing.push(a);
+    }
+    for (let i = missing.length - 1; i >= 0; i--) {
+      dirs.add(missing[i]);
+      yield this.header({ name: outName(missing[i], true), type: "dir", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: 0, linkname: "", devmajor: 0, devminor: 0 });
     }
   }
 
