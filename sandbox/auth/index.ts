@@ -8,6 +8,7 @@ import * as crypto from "node:crypto";
 import type { Store, AclEntry } from "../state";
 import { ApiError, AuthError, permError } from "../http/errors";
 import { ALL_PRIVS, rolePrivs } from "./privileges";
+import { registerSecret } from "../../provider/logging";
 
 export interface Identity {
   /** `user@realm` — the owning user. */
@@ -218,6 +219,7 @@ export class Auth {
 
   createUser(userid: string, opts: { password?: string; enable?: 0 | 1; expire?: number; comment?: string } = {}): void {
     if (this.store.state.users[userid]) throw new ApiError(500, `create user failed: user '${userid}' already exists`);
+    if (opts.password) registerSecret(opts.password);
     this.store.state.users[userid] = { password: opts.password, enable: opts.enable ?? 1, expire: opts.expire ?? 0, comment: opts.comment, tokens: {} };
     this.store.save();
   }
@@ -227,6 +229,7 @@ export class Auth {
     if (!user) throw new ApiError(500, `no such user ('${userid}')`);
     if (user.tokens[tokenid]) throw new ApiError(500, `Token already exists.`);
     const secret = crypto.randomUUID();
+    registerSecret(secret);
     user.tokens[tokenid] = { secret, privsep: opts.privsep ?? 1, expire: opts.expire ?? 0, comment: opts.comment };
     this.store.save();
     return { fullTokenid: `${userid}!${tokenid}`, value: secret };

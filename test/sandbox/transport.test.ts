@@ -7,6 +7,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import * as zlib from "node:zlib";
 import { request, startEnv, type Env } from "./helpers";
+import { captureLogger } from "../../provider/logging";
 
 describe("sandbox: transport and envelope (§1)", function () {
   let env: Env;
@@ -256,3 +257,25 @@ describe("sandbox: authentication and permissions (§2)", function () {
     expect(now.json.message).to.equal("Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)\n");
   });
 });
+
+describe("sandbox: access log (one debug line per request, no secrets)", function () {
+  it("logs method, path, status, ms and bytes but never credentials", async () => {
+    const cap = captureLogger({ level: "debug" });
+    const env = await startEnv({ logger: cap.logger });
+    try {
+      await env.api("GET", "/version");
+      await request(env.sb, "POST", "/access/ticket", { auth: null, form: { username: "root@pam", password: env.sb.password } });
+      const lines = cap.records.filter((r) => r.msg === "request");
+      expect(lines).to.have.length(2);
+      expect(lines[0]).to.include({ component: "sandbox", method: "GET", path: "/api2/json/version", status: 200 });
+      expect(lines[0].ms).to.be.a("number");
+      expect(lines[0].bytes).to.be.greaterThan(0);
+      const text = cap.text();
+      expect(text).to.not.include(env.sb.password);
+      expect(text).to.not.include(env.sb.apiToken.split("=")[1]);
+    } finally {
+      await env.sb.stop();
+    }
+  });
+});
+
