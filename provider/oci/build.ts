@@ -72,7 +72,7 @@ export interface BuildTemplateOptions extends ImageOptions {
   source: string | ImageSource;
   /** `rootfs` (default): a flattened rootfs tarball; `oci-archive`: PVE 9.1's OCI app-container format. */
   format?: "rootfs" | "oci-archive";
-  /** rootfs only: gzip (default) or zstd. */
+  /** rootfs only: gzip or zstd; default from outFile's extension, else gzip. */
   compression?: OutputCompression;
   /** Copy the result here; without it the cached file's path is returned. */
   outFile?: string;
@@ -205,9 +205,18 @@ export async function buildTemplate(opts: BuildTemplateOptions): Promise<BuildRe
   if (format === "oci-archive" && opts.compression) {
     throw new OciError("INVALID_OPTION", "compression applies to format rootfs only: PVE detects OCI archives only as uncompressed .tar");
   }
-  const compression = format === "rootfs" ? opts.compression ?? "gzip" : undefined;
+  // PVE picks the decompressor from the file name, so the name must match the content.
+  const outExt = opts.outFile ? /\.(tar\.gz|tar\.zst|tar)$/i.exec(opts.outFile)?.[1]?.toLowerCase() : undefined;
+  const inferred = outExt === "tar.zst" ? "zstd" : outExt === "tar.gz" ? "gzip" : undefined;
+  const compression = format === "rootfs" ? opts.compression ?? inferred ?? "gzip" : undefined;
   if (compression && compression !== "gzip" && compression !== "zstd") {
     throw new OciError("INVALID_OPTION", `compression '${String(compression)}' is not supported (use gzip or zstd)`);
+  }
+  if (opts.outFile) {
+    const want = format === "oci-archive" ? "tar" : compression === "zstd" ? "tar.zst" : "tar.gz";
+    if (outExt !== want) {
+      throw new OciError("INVALID_OPTION", `outFile '${opts.outFile}' must end in .${want} for format ${format}${compression ? ` with ${compression}` : ""}: PVE recognises templates by their extension`);
+    }
   }
   const cache = new BlobCache(opts.cacheDir);
   opts.onProgress?.({ phase: "resolve", bytesDone: 0, bytesTotal: 0 });

@@ -89,6 +89,26 @@ describe("oci: layers → rootfs (compared with umoci unpack)", function () {
     }
   });
 
+  it("outFile's extension chooses the compression and must match the format", async () => {
+    const zst = path.join(tmpDir(), "x.tar.zst");
+    const r = await buildTemplate({ source: `oci:${layout}:main`, outFile: zst, cacheDir });
+    expect(r.compression).to.equal("zstd");
+    expect(fs.readFileSync(zst).readUInt32LE(0)).to.equal(0xfd2fb528);
+    for (const [outFile, opts] of [
+      ["x.tar.gz", { compression: "zstd" as const }],
+      ["x.tgz", {}],
+      ["x.tar.gz", { format: "oci-archive" as const }],
+    ] as const) {
+      try {
+        await buildTemplate({ source: `oci:${layout}:main`, outFile: path.join(tmpDir(), outFile), cacheDir, ...opts });
+        throw new Error(`accepted ${outFile}`);
+      } catch (err) {
+        expect((err as { code?: string }).code, outFile).to.equal("INVALID_OPTION");
+        expect((err as Error).message).to.include(outFile).and.include("extension");
+      }
+    }
+  });
+
   it("metadata comes from the image config", async () => {
     const r = await buildTemplate({ source: `oci:${layout}:main`, cacheDir });
     expect(r.metadata).to.deep.include({
