@@ -50,7 +50,7 @@ describe("oci: registries (docker-registry on loopback)", function () {
 
   before(async function () {
     this.timeout(120_000);
-    for (const t of ["docker-registry", "skopeo", "umoci", "runc", "zstd", "openssl"]) requireTool(t);
+    for (const t of ["docker-registry", "skopeo", "umoci", "runc", "zstd"]) requireTool(t);
     cert = await makeCert(tmpDir("cert-"));
     [basic, token] = await Promise.all([
       startRegistry({ auth: "htpasswd", users: { alice: PASSWORD } }),

@@ -17,6 +17,7 @@ import { ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { promisify } from "node:util";
 import * as tarStream from "tar-stream";
 import * as bcrypt from "bcryptjs";
+import { generate as generateCert } from "selfsigned";
 
 export const execFileP = promisify(execFile);
 
@@ -287,8 +288,18 @@ export interface TestCert {
 export async function makeCert(dir: string): Promise<TestCert> {
   const certFile = path.join(dir, "cert.pem");
   const keyFile = path.join(dir, "key.pem");
-  await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
-  return { certFile, keyFile, pem: fs.readFileSync(certFile, "utf8") };
+  const pems = await generateCert([{ name: "commonName", value: "127.0.0.1" }], {
+    keySize: 2048,
+    algorithm: "sha256",
+    extensions: [
+      { name: "basicConstraints", cA: true },
+      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, keyCertSign: true },
+      { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] },
+    ],
+  });
+  fs.writeFileSync(certFile, pems.cert);
+  fs.writeFileSync(keyFile, pems.private, { mode: 0o600 });
+  return { certFile, keyFile, pem: pems.cert };
 }
 
 /** libtrust key ID (what docker-registry matches a token's `kid` against). */
