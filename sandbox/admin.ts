@@ -34,6 +34,8 @@ export interface SandboxAdmin {
   clearFaults(): Promise<void>;
   failTask(spec: TaskFailure): Promise<void>;
   holdLock(vmid: number, lock: string, seconds: number): Promise<void>;
+  /** The next PUT config that hotplugs `key` on a running CT fails with 400 `unable to hotplug <key>: <message>`. */
+  failHotplug(spec: { vmid?: number; key: string; message: string; times?: number }): Promise<void>;
   expireTickets(): Promise<void>;
   setTaskDuration(ms: number | Record<string, number>): Promise<void>;
   counters(): Promise<SandboxCounters>;
@@ -58,6 +60,11 @@ export function adminOps(core: Core): SandboxAdmin {
     async clearFaults() {
       core.faults.clear();
       core.tasks.clearFailures();
+      core.hotplugFailures.length = 0;
+    },
+    async failHotplug(spec) {
+      if (!spec.key || !spec.message) throw new ApiError(400, "failHotplug needs 'key' and 'message'");
+      core.hotplugFailures.push({ vmid: spec.vmid === undefined ? undefined : Number(spec.vmid), key: spec.key, message: spec.message, times: spec.times ?? 1 });
     },
     async failTask(spec) {
       if (!spec.exitstatus) throw new ApiError(400, "failTask needs 'exitstatus'");
@@ -182,6 +189,7 @@ export async function handleAdmin(core: Core, req: http.IncomingMessage, method:
       case "DELETE /faults": return ok(await ops.clearFaults());
       case "GET /faults": return ok(core.faults.pending());
       case "POST /task-failures": return ok(await ops.failTask(body));
+      case "POST /hotplug-failures": return ok(await ops.failHotplug(body));
       case "POST /locks": return ok(await ops.holdLock(Number(body.vmid), String(body.lock), Number(body.seconds)));
       case "POST /expire-tickets": return ok(await ops.expireTickets());
       case "PUT /task-duration": return ok(await ops.setTaskDuration(body.byType ?? Number(body.ms)));

@@ -55,6 +55,8 @@ export interface Core {
   caCertPem: string;
   counters: { requests: Record<string, number>; violations: Violation[] };
   routes: Map<string, Handler>;
+  /** Injected hotplug failures (admin `failHotplug`). */
+  hotplugFailures: Array<{ vmid?: number; key: string; message: string; times: number }>;
   /** Lock lines held by admin `holdLock` (vmid → timer). */
   heldLocks: Map<number, NodeJS.Timeout>;
   authFailureDelayMs: number;

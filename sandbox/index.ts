@@ -97,7 +97,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     flock: new FlockManager((opts.lockTimeoutMs ?? 10000) / 10000),
     log, metrics: new MetricsRegistry(), dataDir, endpoint: "", fingerprint: tls.fingerprint, caCertPem: tls.cert,
     counters: { requests: {}, violations: [] },
-    routes: new Map(), heldLocks: new Map(),
+    routes: new Map(), heldLocks: new Map(), hotplugFailures: [],
     authFailureDelayMs: opts.authFailureDelayMs ?? 3000,
     save: () => store.save(),
   };

@@ -53,6 +53,7 @@ export function connectSandboxAdmin(conn: SandboxConnection): SandboxAdmin {
     clearFaults: () => call("DELETE", "/faults"),
     failTask: (spec) => call("POST", "/task-failures", spec),
     holdLock: (vmid, lock, seconds) => call("POST", "/locks", { vmid, lock, seconds }),
+    failHotplug: (spec) => call("POST", "/hotplug-failures", spec),
     expireTickets: () => call("POST", "/expire-tickets", {}),
     setTaskDuration: (ms) => call("PUT", "/task-duration", typeof ms === "number" ? { ms } : { byType: ms }),
     counters: () => call("GET", "/counters") as Promise<SandboxCounters>,

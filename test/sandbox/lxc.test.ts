@@ -167,6 +167,12 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     expect(p2.find((i: any) => i.key === "swap")).to.equal(undefined); // swap deletes live
     const raw = await env.sb.admin.rawConfig(102);
     expect(raw).to.match(/\n\[pve:pending\]\nfeatures: nesting=1\n/);
+    await env.sb.admin.failHotplug({ vmid: 102, key: "net1", message: "bridge 'vmbr1' busy" });
+    const digestBefore = (await env.api("GET", "/nodes/pve1/lxc/102/config")).json.data.digest;
+    const hp = await env.api("PUT", "/nodes/pve1/lxc/102/config", { form: { net1: "name=eth1,bridge=vmbr1,ip=10.0.0.6/24", cores: 3 } });
+    expect(hp.status).to.equal(400);
+    expect(hp.json.errors).to.deep.equal({ net1: "unable to hotplug net1: bridge 'vmbr1' busy" });
+    expect((await env.api("GET", "/nodes/pve1/lxc/102/config")).json.data.digest, "nothing written").to.equal(digestBefore);
     const stale = await env.api("PUT", "/nodes/pve1/lxc/102/config", { form: { cores: 2, digest: before.digest } });
     expect(stale.status).to.equal(500);
     expect(stale.json.message).to.equal("detected modified configuration - file changed by other user? Try again.\n");

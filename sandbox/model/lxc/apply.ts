@@ -172,6 +172,18 @@ export function applyAllPending(core: Core, ct: LoadedCt): void {
 /** Hotplug what a running CT can take live; the rest stays pending (§1.4 step 3–5). */
 export function hotplugPending(core: Core, ct: LoadedCt): void {
   const conf = ct.conf;
+  // Injected hotplug failures (admin failHotplug): checked before anything is applied, so
+  // the request fails with 400 `unable to hotplug <key>: …` and nothing is written (§1.4).
+  const liveKeys = [
+    ...pendingDeletes(conf).map((r) => r.replace(/^!/, "")).filter((k) => LIVE_DELETE.has(k) || isUnusedKey(k) || /^net\d+$/.test(k)),
+    ...Object.keys(conf.pending).filter((k) => k !== "delete" && isLive(conf, k)),
+  ];
+  const errors: Record<string, string> = {};
+  for (const k of liveKeys) {
+    const msg = takeHotplugFailure(core, ct.vmid, k);
+    if (msg !== undefined) errors[k] = `unable to hotplug ${k}: ${msg}`;
+  }
+  if (Object.keys(errors).length) throw paramError(errors);
   const keep: string[] = [];
   for (const raw of pendingDeletes(conf)) {
     const k = raw.replace(/^!/, "");
@@ -181,12 +193,24 @@ export function hotplugPending(core: Core, ct: LoadedCt): void {
   setPendingDeletes(conf, keep);
   for (const k of Object.keys(conf.pending)) {
     if (k === "delete") continue;
-    const live = CONFIG_ONLY.has(k) || CGROUP_KEYS.has(k) || /^net\d+$/.test(k) || ((/^mp\d+$/.test(k) || /^dev\d+$/.test(k)) && conf.keys[k] === undefined);
-    if (live) {
+    if (isLive(conf, k)) {
       applyOne(core, ct, k, false);
       delete conf.pending[k];
     }
   }
+}
+
+function isLive(conf: CtConf, k: string): boolean {
+  return CONFIG_ONLY.has(k) || CGROUP_KEYS.has(k) || /^net\d+$/.test(k) || ((/^mp\d+$/.test(k) || /^dev\d+$/.test(k)) && conf.keys[k] === undefined);
+}
+
+function takeHotplugFailure(core: Core, vmid: number, key: string): string | undefined {
+  const i = core.hotplugFailures.findIndex((f) => f.key === key && (f.vmid === undefined || f.vmid === vmid));
+  if (i < 0) return undefined;
+  const f = core.hotplugFailures[i];
+  f.times -= 1;
+  if (f.times <= 0) core.hotplugFailures.splice(i, 1);
+  return f.message;
 }
 
 /** Allocate `STORAGE:SIZE_GiB` disk syntax; returns the new value (or the original). */
@@ -263,8 +287,14 @@ export function updateConfig(core: Core, ct: LoadedCt, input: UpdateInput): void
     conf.pending[k] = v;
     setPendingDeletes(conf, pendingDeletes(conf).filter((d) => d.replace(/^!/, "") !== k));
   }
-  if (ct.rec.running) hotplugPending(core, ct);
-  else applyAllPending(core, ct);
+  if (ct.rec.running) {
+    try {
+      hotplugPending(core, ct);
+    } catch (e) {
+      for (const v of allocated) core.storage.freeVolume(ct.rec.node, v);
+      throw e;
+    }
+  } else applyAllPending(core, ct);
 }
 
 /** The merged view GET config returns by default (pending applied, deletions removed). */
