@@ -7,7 +7,7 @@
  *
  * Set PULUMI_PROXMOX_PROGRESS=0 to silence the stderr lines.
  */
-import { getLogger } from "./index";
+import { getLogger, type Logger } from "./index";
 
 export interface ProgressReporter {
   /** Report progress; printed at most once per interval unless `force`. */
@@ -18,14 +18,14 @@ export interface ProgressReporter {
 
 const enabled = () => process.env.PULUMI_PROXMOX_PROGRESS !== "0";
 
-export function createProgress(label: string, opts: { intervalMs?: number; write?: (line: string) => void } = {}): ProgressReporter {
+export function createProgress(label: string, opts: { intervalMs?: number; write?: (line: string) => void; logger?: Logger } = {}): ProgressReporter {
   const interval = opts.intervalMs ?? 2000;
   const write = opts.write ?? ((line: string) => enabled() && process.stderr.write(line));
   let last = 0;
   const emit = (message: string, fields?: Record<string, unknown>) => {
     last = Date.now();
     write(`[proxmox] ${label}: ${message}\n`);
-    getLogger().info({ progress: label, ...(fields ?? {}) }, message);
+    (opts.logger ?? getLogger()).info({ progress: label, ...(fields ?? {}) }, `${label}: ${message}`);
   };
   return {
     update(message, fields, force) {

@@ -107,7 +107,7 @@ export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationCo
     },
     progress(step) {
       const who = meta.resourceName ? `${meta.resourceType} ${meta.resourceName}` : meta.resourceType;
-      return createProgress(`${who} ${step}`);
+      return createProgress(`${who} ${step}`, { logger: log });
     },
   };
   const started = Date.now();

@@ -347,7 +347,7 @@ describe("Template handler (in process, against the sandbox)", function () {
       await handler.delete!(u.id, u.outs);
 
       const lines = fs.readFileSync(logFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, any>);
-      const progress = lines.filter((l) => l.msg?.startsWith("uploading progress.tar.gz:"));
+      const progress = lines.filter((l) => l.file === "progress.tar.gz" && l.percent !== undefined && /upload progress\.tar\.gz: \d+% of /.test(l.msg));
       expect(progress.length, "progress lines").to.be.greaterThan(0);
       expect(progress.every((l) => l.level === "info" && l.resourceType === "Template" && l.resourceName === "progress")).to.equal(true);
       expect(progress[progress.length - 1]).to.include({ percent: 100, bytes: fs.statSync(file).size });

@@ -20,6 +20,7 @@ import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
 import { PveNotFoundError } from "../../proxmox/errors";
 import type { ContentItem } from "../../proxmox/storage";
+import { formatBytes } from "../../logging/progress";
 import type { UploadProgress } from "../../proxmox/upload";
 
 const TYPE = "Template";
@@ -198,21 +199,28 @@ async function checkStorage(client: PveClient, a: TemplateArgs, ctx: OperationCo
   }
 }
 
+/**
+ * Upload progress every 10 % (at most every 2 s, and always at the end): on stderr, which
+ * the engine shows in the `pulumi up` output, and in the log file with the figures.
+ */
 function progressLogger(ctx: OperationContext, fileName: string) {
-  let lastAt = 0;
-  let lastPct = -1;
+  const reporter = ctx.progress(`upload ${fileName}`);
+  let lastDecile = -1;
+  let finished = false;
   return (p: UploadProgress) => {
     const pct = p.total ? Math.floor((p.bytes / p.total) * 100) : 100;
-    const now = Date.now();
-    // Every 10 % or 5 s, and the end: enough to follow, not enough to flood the CLI.
-    if (pct < 100 && Math.floor(pct / 10) === Math.floor(lastPct / 10) && now - lastAt < 5000) return;
-    if (pct === lastPct && pct === 100) return;
-    lastAt = now;
-    lastPct = pct;
-    ctx.log.info(
-      { file: fileName, bytes: p.bytes, total: p.total, percent: pct, mibPerSec: Math.round((p.rateBps / 1048576) * 10) / 10, attempt: p.attempt },
-      `uploading ${fileName}: ${pct}%`,
-    );
+    const fields = { file: fileName, bytes: p.bytes, total: p.total, percent: pct, mibPerSec: Math.round((p.rateBps / 1048576) * 10) / 10, attempt: p.attempt };
+    const line = `${pct}% of ${formatBytes(p.total)} (${fields.mibPerSec} MiB/s)`;
+    if (pct >= 100) {
+      if (!finished) reporter.done(line, fields);
+      finished = true;
+      return;
+    }
+    const decile = Math.floor(pct / 10);
+    if (decile !== lastDecile) {
+      lastDecile = decile;
+      reporter.update(line, fields);
+    }
   };
 }
 
