@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { RegistryCredentials } from "./auth";
@@ -181,7 +182,7 @@ async function deliver(cached: string, outFile: string | undefined): Promise<str
   if (!outFile) return cached;
   const dest = path.resolve(outFile);
   await fs.promises.mkdir(path.dirname(dest), { recursive: true });
-  const tmp = `${dest}.tmp.${process.pid}`;
+  const tmp = `${dest}.tmp.${process.pid}.${randomBytes(4).toString("hex")}`;
   try {
     await fs.promises.copyFile(cached, tmp, fs.constants.COPYFILE_FICLONE);
     await fs.promises.rename(tmp, dest);

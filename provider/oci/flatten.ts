@@ -181,6 +181,11 @@ export class Flattener {
           throw new OciError("LIMIT_EXCEEDED", `${what}: the image's files add up to more than ${this.maxBytes} bytes (limit maxBytes); refusing it`);
         }
       }
+      // Linux's PATH_MAX; longer names cannot be created anyway and deep paths would make
+      // the per-entry ancestor walks quadratic.
+      if (Buffer.byteLength(h.name) > 4096 || Buffer.byteLength(h.linkname) > 4096) {
+        throw new OciError("HOSTILE_LAYER", `${what}: an entry name or link target is longer than 4096 bytes ('${h.name.slice(0, 80)}…')`);
+      }
       const p = normalizePath(h.name, what);
       const base = p.slice(p.lastIndexOf("/") + 1);
       const k = out.length;

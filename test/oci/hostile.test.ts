@@ -124,6 +124,11 @@ describe("oci: hostile layers are refused or contained", function () {
     await rejects(buildTemplate({ source: src, cacheDir, maxEntries: 1000 }), "LIMIT_EXCEEDED", "1000");
   });
 
+  it("refuses names longer than PATH_MAX", async () => {
+    const src = await image([[{ name: "d/".repeat(2100) + "f", content: "x" }]]);
+    await rejects(buildTemplate({ source: src, cacheDir }), "HOSTILE_LAYER", "4096");
+  });
+
   it("caps the total size (a decompression bomb stops before it is read)", async () => {
     const src = await image([[{ name: "zeros", content: Buffer.alloc(8 << 20) }]]);
     await rejects(buildTemplate({ source: src, cacheDir, maxBytes: 1 << 20 }), "LIMIT_EXCEEDED", "maxBytes");
