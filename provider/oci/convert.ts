@@ -105,7 +105,11 @@ export function convertInWorker(job: ConvertJob, cb: ConvertCallbacks = {}, youn
     const data = { [MARK]: true, job };
     const resourceLimits = { maxYoungGenerationSizeMb: youngGenerationMb };
     const worker = __filename.endsWith(".ts")
-      ? new Worker(`require("ts-node/register/transpile-only"); require(${JSON.stringify(__filename)});`, { eval: true, workerData: data, resourceLimits })
+      ? new Worker(`require(${JSON.stringify(require.resolve("ts-node/register/transpile-only"))}); require(${JSON.stringify(__filename)});`, {
+          eval: true,
+          workerData: data,
+          resourceLimits,
+        })
       : new Worker(__filename, { workerData: data, resourceLimits });
     let settled = false;
     worker.on("message", (m: Msg) => {

@@ -1,0 +1,43 @@
+import { expect } from "chai";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as ts from "typescript";
+import { mainImage } from "./images";
+import { cleanupTmp, execFileP, gnuTarExtract, tmpDir, treeManifest, umociUnpack, writeOciLayout } from "./support";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+
+/** Transpiles the CLI and the library to JS (no type check: tsc does that separately). */
+function transpile(outRoot: string): void {
+  const dirs = ["provider/cli", "provider/cli/commands", "provider/oci", "provider/logging"];
+  for (const d of dirs) {
+    for (const f of fs.readdirSync(path.join(ROOT, d))) {
+      if (!f.endsWith(".ts")) continue;
+      if (d === "provider/cli/commands" && f !== "oci.ts") continue;
+      const src = fs.readFileSync(path.join(ROOT, d, f), "utf8");
+      const js = ts.transpileModule(src, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, esModuleInterop: true } }).outputText;
+      fs.mkdirSync(path.join(outRoot, d), { recursive: true });
+      fs.writeFileSync(path.join(outRoot, d, f.replace(/\.ts$/, ".js")), js);
+    }
+  }
+  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(outRoot, "node_modules"));
+}
+
+describe("oci: compiled CLI (conversion in a worker thread, as in production)", function () {
+  this.timeout(60_000);
+  after(() => cleanupTmp());
+
+  it("pve-lxc oci template from JS output equals umoci's tree", async () => {
+    const out = tmpDir("compiled-");
+    transpile(out);
+    const layout = path.join(tmpDir(), "layout");
+    const allGzip = { ...mainImage, layers: mainImage.layers.map((l) => ({ ...l, compression: "gzip" as const })) };
+    await writeOciLayout(layout, { main: mainImage, "main-gz": allGzip });
+    const file = path.join(tmpDir(), "main.tar.gz");
+    const { stdout } = await execFileP(process.execPath, [path.join(out, "provider/cli/main.js"), "oci", "template", `oci:${layout}:main`, "--out", file, "--cache-dir", tmpDir("cache-"), "--json", "--quiet"], {
+      env: { ...process.env, PULUMI_PROXMOX_LOG_FILE: path.join(out, "log") },
+    });
+    expect(JSON.parse(stdout).file).to.equal(file);
+    expect(await treeManifest(await gnuTarExtract(file))).to.deep.equal(await treeManifest(await umociUnpack(layout, "main-gz")));
+  });
+});
