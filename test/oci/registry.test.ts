@@ -5,6 +5,7 @@ import * as zlib from "node:zlib";
 import { createHash } from "node:crypto";
 import { OciError, buildBundle, buildTemplate, resolveImage } from "../../provider/oci";
 import { readTar } from "../../provider/oci/tar";
+import { captureLogger } from "../../provider/logging";
 import { mainImage, multiArch, runnableImage } from "./images";
 import {
   RegistryHandle,
@@ -128,6 +129,17 @@ describe("oci: registries (docker-registry on loopback)", function () {
       const e2 = await expectReject(resolveImage(`${token.host}/test/main:gz`, { dockerConfig: emptyDockerConfig(), tls: { caFile: cert.certFile } }));
       expect(e2.code).to.equal("AUTH_REQUIRED");
       expect(e2.message).to.include(token.host);
+    });
+
+    it("debug logs show the auth flow but never the password or the Basic header", async () => {
+      const captured = captureLogger({ level: "trace" });
+      const cacheDir = tmpDir("cache-");
+      await buildTemplate({ source: `${token.host}/test/main:gz`, credentials: creds, tls: { caFile: cert.certFile }, cacheDir, logger: captured.logger });
+      const text = captured.text();
+      expect(captured.records.some((r) => r.msg === "obtained registry token")).to.equal(true);
+      expect(captured.records.some((r) => r.msg === "fetched manifest")).to.equal(true);
+      expect(text).not.to.include(PASSWORD);
+      expect(text).not.to.include(Buffer.from(`alice:${PASSWORD}`).toString("base64"));
     });
 
     it("TLS without the registry's CA is refused", async () => {
