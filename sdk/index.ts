@@ -2,3 +2,4 @@ export * from "./noop";
 export * from "./container";
 export * from "./template";
 export * from "./snapshot";
+export * from "./oci-image";
