@@ -4,6 +4,7 @@
  * is written atomically after every change, so another sandbox process started later from
  * the same dir sees the same cluster.
  */
+import type { Upid } from "../provider/proxmox/upid";
 import * as crypto from "node:crypto";
 import * as path from "node:path";
 import { readJson, writeFileAtomic } from "./persist";
@@ -47,15 +48,9 @@ export interface CtRecord {
   running?: { since: number; pid: number };
 }
 
-export interface FinishedTask {
+/** A finished task: its UPID fields (provider/proxmox/upid.ts) plus the outcome. */
+export interface FinishedTask extends Upid {
   upid: string;
-  node: string;
-  pid: number;
-  pstart: number;
-  starttime: number;
-  type: string;
-  id: string;
-  user: string;
   endtime: number;
   status: string;
   log: string[];

@@ -4,6 +4,7 @@
  * sleeps its configured duration in `ctx.work()` and logs like PVE (`TASK OK`,
  * `TASK WARNINGS: n`, `TASK ERROR: ...`). Finished tasks go to the (persisted) index.
  */
+import type { Upid } from "../provider/proxmox/upid";
 import { formatUpid } from "../provider/proxmox/upid";
 import type { Store, FinishedTask } from "./state";
 import type { Identity } from "./auth";
@@ -18,15 +19,8 @@ export interface TaskContext {
   sleep(ms: number): Promise<void>;
 }
 
-export interface RunningTask {
+export interface RunningTask extends Upid {
   upid: string;
-  node: string;
-  pid: number;
-  pstart: number;
-  starttime: number;
-  type: string;
-  id: string;
-  user: string;
   log: string[];
   warnings: number;
   done: Promise<void>;
