@@ -155,12 +155,23 @@ export class Flattener {
   async scanAll(): Promise<void> {
     const state = new Map<string, PathState>();
     let done = 0;
-    for (let li = this.layers.length - 1; li >= 0; li--) {
-      const layer = this.layers[li];
-      const entries = await this.scanLayer(layer, (n) => {
+    // Two layers are read at once (decompression runs on libuv's threads, so this uses a
+    // second core); decisions are still made strictly from the top layer down.
+    const scans = new Map<number, Promise<Scanned[]>>();
+    const start = (li: number) => {
+      if (li < 0 || scans.has(li)) return;
+      const p = this.scanLayer(this.layers[li], (n) => {
         done += n;
         this.opts.onProgress?.("scan", done, this.total);
       });
+      p.catch(() => undefined); // awaited below, in order; avoid an unhandled rejection meanwhile
+      scans.set(li, p);
+    };
+    for (let li = this.layers.length - 1; li >= 0; li--) {
+      start(li);
+      start(li - 1);
+      const entries = await scans.get(li)!;
+      scans.delete(li);
       this.plans[li] = this.decideLayer(li, entries, state);
     }
   }

@@ -97,9 +97,16 @@ class ByteReader {
     }
   }
 
+  /** Discards n bytes without yielding them (pass 1 skips every body this way). */
   async skip(n: number): Promise<void> {
-    for await (const _ of this.take(n)) {
-      // discard
+    let left = n;
+    while (left > 0) {
+      if (this.buf.length === 0 && !(await this.fill())) {
+        throw new OciError("HOSTILE_LAYER", "tar stream is truncated inside an entry body");
+      }
+      const k = Math.min(left, this.buf.length);
+      this.buf = this.buf.subarray(k);
+      left -= k;
     }
   }
 
