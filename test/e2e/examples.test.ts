@@ -10,7 +10,8 @@
  *   + PROXMOX_VE_TLS_FINGERPRINT / PROXMOX_VE_CA_CERT / PROXMOX_VE_INSECURE,
  *   PVE_TEST_NODE, PVE_TEST_STORAGE (CT volumes; must support snapshots),
  *   optional PVE_TEST_NODE2 (migration), PVE_TEST_ROOTFS_FILE (quickstart: a real CT template
- *   file on this machine, which the example uploads), PVE_TEST_TEMPLATE_STORAGE (default
+ *   file on this machine, which the example uploads), PVE_TEST_OCI_IMAGE (oci-app: an image
+ *   reference with a runnable app, e.g. docker.io/library/nginx:1.27-alpine), PVE_TEST_TEMPLATE_STORAGE (default
  *   local), PVE_TEST_BRIDGE (default vmbr0).
  * Against a real host the provider reads the PROXMOX_VE_* variables itself (no proxmox:*
  * stack config is set), and the sandbox-only assertions (global emptiness, schema violation
@@ -36,6 +37,8 @@ interface Target {
   bridge: string;
   /** Remote only: a real template file for the quickstart (its generated rootfs cannot boot). */
   rootfsFile?: string;
+  /** Remote only: a registry image for oci-app (its generated image has no shell, it cannot run). */
+  ociImage?: string;
   /** proxmox:* stack config (sandbox) — empty for a remote host, whose settings come from the env. */
   providerConfig: Record<string, ConfigEntry | string>;
   sandbox?: SandboxHandle;
@@ -54,6 +57,7 @@ function remoteTarget(): Target | undefined {
     templateStorage: env.PVE_TEST_TEMPLATE_STORAGE || "local",
     bridge: env.PVE_TEST_BRIDGE || "vmbr0",
     rootfsFile: env.PVE_TEST_ROOTFS_FILE || undefined,
+    ociImage: env.PVE_TEST_OCI_IMAGE || undefined,
     providerConfig: {},
   };
 }
@@ -203,6 +207,47 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
       await stack.destroy();
       await expectNothingLeft([webVmid, dbVmid], [outs.templateVolid as string]);
       console.log(`      quickstart: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    });
+  });
+
+  describe("oci-app (OciImage from an OCI layout -> application container)", function () {
+    let stack: PulumiStack;
+    after(async () => stack && (await stack.remove()));
+
+    it("converts and uploads the image, runs it with its entrypoint and env, changes env in place, destroys", async function () {
+      if (target.kind === "remote" && !target.ociImage) {
+        console.log("      oci-app: skipped — its generated image has no shell and cannot run on a real host; set PVE_TEST_OCI_IMAGE to a runnable image reference");
+        this.skip();
+      }
+      const started = Date.now();
+      stack = await exampleStack("oci-app", {
+        "oci-app:node": target.node,
+        "oci-app:storage": target.templateStorage,
+        "oci-app:diskStorage": target.diskStorage,
+        "oci-app:bridge": target.bridge,
+      });
+      if (target.ociImage) await stack.setConfig("oci-app:image", target.ociImage);
+      else await stack.setConfig("oci-app:layoutDir", path.join(stack.dir, "layout"));
+
+      const outs = await upAndSettle(stack, ["app-image", "app"]);
+      const vmid = outs.vmid as number;
+      expect(outs.manifestDigest).to.match(/^sha256:[0-9a-f]{64}$/);
+      expect((outs.env as Record<string, string>).APP_GREETING).to.equal("hello");
+      if (!target.ociImage) {
+        expect(outs.templateVolid).to.equal(`${target.templateStorage}:vztmpl/oci-app_1.0.tar`);
+        expect(outs.entrypoint, "the image's Entrypoint").to.equal("/app/server");
+        expect(outs.env).to.deep.equal({ PATH: "/usr/local/bin:/usr/bin:/bin", APP_GREETING: "hello" });
+      }
+
+      const after = await changeAndConverge(stack, { "oci-app:greeting": "bonjour" }, { app: "update" });
+      expect(after.vmid, "vmid kept").to.equal(vmid);
+      expect((after.env as Record<string, string>).APP_GREETING).to.equal("bonjour");
+      const cfg = await target.client.lxc.getConfig(target.node, vmid, { current: true });
+      expect(JSON.stringify(cfg), "env applied on the CT").to.include("APP_GREETING=bonjour");
+
+      await stack.destroy();
+      await expectNothingLeft([vmid], [outs.templateVolid as string]);
+      console.log(`      oci-app: ${((Date.now() - started) / 1000).toFixed(0)} s`);
     });
   });
 
