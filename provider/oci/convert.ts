@@ -5,8 +5,8 @@
  * Why a worker: every decompressed/compressed chunk is a fresh Buffer whose native memory
  * is only released when V8 collects its wrapper. With Node's default young generation
  * (up to 48 MiB) tens of MiB of dead chunks pile up between scavenges, pushing peak RSS
- * of a 300 MB image to ~125 MiB; a 4 MiB young generation keeps it near 100 MiB (the
- * budget is 128 MiB) and is also faster. A worker is the only way to set that limit
+ * of a 300 MB image to ~125 MiB; a 2 MiB young generation keeps it at ~100-110 MiB
+ * (the budget is 128 MiB) and is also faster. A worker is the only way to set that limit
  * from inside an already-running process (the Pulumi provider). It also keeps the
  * provider's main thread free to answer the engine while an image converts.
  */
@@ -100,7 +100,7 @@ export function convert(job: ConvertJob, cb: ConvertCallbacks, inWorker = WORKER
  * The conversion in a worker thread (see the module comment). Under ts-node (tests), the
  * worker registers ts-node itself, since loaders from the parent are not inherited.
  */
-export function convertInWorker(job: ConvertJob, cb: ConvertCallbacks = {}, youngGenerationMb = 4): Promise<ConvertResult> {
+export function convertInWorker(job: ConvertJob, cb: ConvertCallbacks = {}, youngGenerationMb = 2): Promise<ConvertResult> {
   return new Promise((resolve, reject) => {
     const data = { [MARK]: true, job };
     const resourceLimits = { maxYoungGenerationSizeMb: youngGenerationMb };
