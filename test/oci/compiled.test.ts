@@ -7,19 +7,25 @@ import { cleanupTmp, execFileP, gnuTarExtract, tmpDir, treeManifest, umociUnpack
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
-/** Transpiles the CLI and the library to JS (no type check: tsc does that separately). */
+/** Transpiles provider/ to JS (no type check: tsc does that separately). */
 function transpile(outRoot: string): void {
-  const dirs = ["provider/cli", "provider/cli/commands", "provider/oci", "provider/logging"];
-  for (const d of dirs) {
-    for (const f of fs.readdirSync(path.join(ROOT, d))) {
-      if (!f.endsWith(".ts")) continue;
-      if (d === "provider/cli/commands" && f !== "oci.ts") continue;
-      const src = fs.readFileSync(path.join(ROOT, d, f), "utf8");
-      const js = ts.transpileModule(src, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, esModuleInterop: true } }).outputText;
-      fs.mkdirSync(path.join(outRoot, d), { recursive: true });
-      fs.writeFileSync(path.join(outRoot, d, f.replace(/\.ts$/, ".js")), js);
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(ROOT, rel), { withFileTypes: true })) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else if (e.name.endsWith(".ts") && !e.name.endsWith(".d.ts")) {
+        const js = ts.transpileModule(fs.readFileSync(path.join(ROOT, r), "utf8"), {
+          compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, esModuleInterop: true, resolveJsonModule: true },
+        }).outputText;
+        fs.mkdirSync(path.join(outRoot, rel), { recursive: true });
+        fs.writeFileSync(path.join(outRoot, r.replace(/\.ts$/, ".js")), js);
+      } else if (e.name.endsWith(".json")) {
+        fs.mkdirSync(path.join(outRoot, rel), { recursive: true });
+        fs.copyFileSync(path.join(ROOT, r), path.join(outRoot, r));
+      }
     }
-  }
+  };
+  walk("provider");
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(outRoot, "node_modules"));
 }
 
