@@ -187,7 +187,15 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     ctx.bind({ vmid });
     ctx.log.info({ vmid }, "container created");
     try {
-      await setPower(client, a.node, vmid, a, ctx);
+      // A CT we just created is stopped (no start=1 in the create): start it (if wanted)
+      // without asking for its status first — one request less per container
+      // (bench/pulumi-up.ts). HA-managed ones may be started by the HA manager meanwhile,
+      // so those still check.
+      if (a.haManaged) await setPower(client, a.node, vmid, a, ctx);
+      else if (a.started) {
+        ctx.log.info("starting container");
+        await client.lxc.startAndWait(a.node, vmid, {}, { wait: { timeoutMs: timeoutMs(a, "start") } });
+      }
       return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx) };
     } catch (e) {
       // The CT exists: record it, so the next `up` converges instead of leaving an orphan.
