@@ -128,7 +128,8 @@ const app = new OciImage("app-image", {
   // Proxmox VE 9.1 itself ("auto" picks that when it can).
   source: image ?? `oci:${layoutDir}:1.0`,
   mode: image ? "auto" : "client",
-  fileName: image ? undefined : "oci-app_1.0.tar",
+  // No fileName: the provider names the file after the image, with the extension of the
+  // format it picks (.tar for an OCI archive on PVE 9.1, .tar.gz for a rootfs on PVE 8).
 });
 
 const greeting = config.get("greeting") ?? "hello";
