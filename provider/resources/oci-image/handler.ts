@@ -201,6 +201,11 @@ async function convertAndUpload(client: PveClient, a: OciImageArgs, ctx: Operati
   });
   for (const w of built.warnings) ctx.log.warn({ warning: w }, "image conversion warning");
   const fileName = a.fileName ?? built.fileName;
+  // PVE picks the decompressor (and app-container detection) by the file name's extension.
+  const wanted = format === "oci-archive" ? ".tar" : built.compression === "zstd" ? ".tar.zst" : ".tar.gz";
+  if (!fileName.toLowerCase().endsWith(wanted) || (wanted === ".tar" && /\.tar\.[a-z0-9]+$/i.test(fileName))) {
+    throw new Error(`fileName: '${fileName}' does not fit the ${format}${format === "rootfs" ? ` (${built.compression ?? "gzip"})` : ""} format; Proxmox reads templates by extension, so name it '*${wanted}' or leave fileName unset.`);
+  }
   const uploadProgress = ctx.progress(`upload ${fileName}`);
   const res = await client.storage.upload({
     node: a.node,
