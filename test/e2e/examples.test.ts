@@ -101,6 +101,16 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
     }
   });
 
+  const destroyed = new WeakSet<PulumiStack>();
+  /**
+   * Remove the stack; if the test failed before its destroy, destroy first, so what it left
+   * behind does not make the next example's "nothing left" checks fail on the shared sandbox.
+   */
+  async function dispose(stack: PulumiStack): Promise<void> {
+    if (!destroyed.has(stack)) await stack.run(["destroy", "--yes", "--skip-preview", "--non-interactive"], { allowFailure: true });
+    await stack.remove();
+  }
+
   /** The example's stack: its folder copied into a temp project, the package linked as installed. */
   async function exampleStack(name: string, config: Record<string, ConfigEntry | string>): Promise<PulumiStack> {
     return PulumiStack.create({
@@ -164,7 +174,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
 
   describe("quickstart (Template from a local file, two containers, a Snapshot)", function () {
     let stack: PulumiStack;
-    after(async () => stack && (await stack.remove()));
+    after(async () => stack && (await dispose(stack)));
 
     it("deploys, changes web's memory in place, refreshes clean and destroys everything", async function () {
       if (target.kind === "remote" && !target.rootfsFile) {
@@ -205,6 +215,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
       expect(Number((await target.client.lxc.getConfig(target.node, webVmid, { current: true })).memory)).to.equal(768);
 
       await stack.destroy();
+      destroyed.add(stack);
       await expectNothingLeft([webVmid, dbVmid], [outs.templateVolid as string]);
       console.log(`      quickstart: ${((Date.now() - started) / 1000).toFixed(0)} s`);
     });
@@ -212,7 +223,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
 
   describe("oci-app (OciImage from an OCI layout -> application container)", function () {
     let stack: PulumiStack;
-    after(async () => stack && (await stack.remove()));
+    after(async () => stack && (await dispose(stack)));
 
     it("converts and uploads the image, runs it with its entrypoint and env, changes env in place, destroys", async function () {
       if (target.kind === "remote" && !target.ociImage) {
@@ -246,6 +257,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
       expect(JSON.stringify(cfg), "env applied on the CT").to.include("APP_GREETING=bonjour");
 
       await stack.destroy();
+      destroyed.add(stack);
       await expectNothingLeft([vmid], [outs.templateVolid as string]);
       console.log(`      oci-app: ${((Date.now() - started) / 1000).toFixed(0)} s`);
     });
@@ -253,7 +265,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
 
   describe("migration (a config value moves the container to another node)", function () {
     let stack: PulumiStack;
-    after(async () => stack && (await stack.remove()));
+    after(async () => stack && (await dispose(stack)));
 
     it("deploys on one node, previews the node change as an update, migrates keeping vmid and volumes, destroys", async function () {
       if (!target.node2) {
@@ -283,6 +295,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
 
       const templateVolid = (await stack.exportState()).deployment.resources?.find((r) => r.urn.endsWith("::debian"))?.outputs?.volid as string;
       await stack.destroy();
+      destroyed.add(stack);
       await expectNothingLeft([vmid], templateVolid ? [templateVolid] : []);
       console.log(`      migration: ${((Date.now() - started) / 1000).toFixed(0)} s`);
     });
@@ -293,7 +306,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
     let tmplVolid: string | undefined;
     let vmid: number | undefined;
     after(async () => {
-      if (stack) await stack.remove();
+      if (stack) await dispose(stack);
       // Clean what the test itself created through the API, whatever happened.
       if (vmid !== undefined && (await target.client.cluster.findGuest(vmid))) {
         const node = (await target.client.cluster.findGuest(vmid))!.node as string;
@@ -341,6 +354,7 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
       expect(await volumesOf([vmid])).to.deep.equal(volsBefore);
 
       await stack.destroy();
+      destroyed.add(stack);
       await expectNothingLeft([vmid]);
       if (tmplVolid) {
         await client.storage.deleteVolumeAndWait(node, tmplVolid);
