@@ -13,7 +13,7 @@ import { assignSlots } from "./args";
 export const REPLACE_FIELDS = ["vmid", "unprivileged", "template"] as const;
 
 /** Fields that only matter at creation: PVE has no way to change them later. */
-export const CREATE_ONLY_FIELDS = ["password", "sshPublicKeys"] as const;
+export const CREATE_ONLY_FIELDS = ["password", "sshPublicKeys", "haManaged"] as const;
 
 /** Fields that steer the provider itself, never sent to PVE. */
 export const PROVIDER_ONLY_FIELDS = ["timeouts", "pendingChanges", "adopt", "safetySnapshot", "resourceName"] as const;
