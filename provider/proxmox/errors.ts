@@ -173,7 +173,7 @@ export class PveTaskTimeoutError extends PveApiError {
     super(
       { status: 0, ...init },
       `Proxmox VE task ${taskLabel(upid)} is still running after ${Math.round(timeoutMs / 1000)} s. It was not cancelled. ` +
-        `Raise the timeout (waitForTask({ timeoutMs }) / the resource's customTimeouts) or check the task on the node.`,
+        `Raise the timeout (the resource's \`timeouts\` input, or waitForTask({ timeoutMs })) or check the task on the node.`,
     );
   }
 }

@@ -216,7 +216,21 @@ export class LxcApi {
 
   /** POST /nodes/{node}/lxc → vzcreate UPID. */
   create(node: string, vmid: number, config: LxcConfigInput, opts: CallOpts = {}): Promise<string> {
-    return this.startTask(`/nodes/${enc(node)}/lxc`, { ...config, vmid }, node, "vzcreate", vmid, opts);
+    const findTask = this.taskEffect(node, "vzcreate", vmid, this.since(), opts.logger);
+    return this.client.post(`/nodes/${enc(node)}/lxc`, { ...config, vmid }, {
+      schema: UpidSchema,
+      logger: opts.logger,
+      // The task search reaches 2 s back (the server clock is known to 1 s), so it can find
+      // an earlier create of the same vmid whose CT was destroyed since (vmid reused by
+      // nextid right after a delete). That task is not ours if the CT is gone: send the
+      // create again rather than report a CT that does not exist (found by test/resilience:
+      // a 502 on create right after another CT with that vmid was deleted).
+      verifyEffect: async () => {
+        const upid = await findTask();
+        if (!upid) return false;
+        return (await this.client.cluster.findGuest(vmid)) ? upid : false;
+      },
+    });
   }
 
   /**

@@ -25,9 +25,6 @@ const GRACE_SEC = 300;
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
 
 export class Auth {
-  /** Tickets minted before this Unix time are rejected (admin `expireTickets`). */
-  private notBefore = 0;
-
   constructor(
     private readonly store: Store,
     private ticketLifetimeSec: number,
@@ -38,9 +35,16 @@ export class Auth {
     this.ticketLifetimeSec = sec;
   }
 
-  /** Invalidate every ticket minted so far. */
+  /**
+   * Invalidate every ticket (and CSRF token) minted so far by rotating the signing keys.
+   * A time cut-off (`notBefore = now + 1`) also refused tickets from a login made right
+   * after, for up to 2 s — PVE never refuses a fresh ticket, and a client's one re-login
+   * after a 401 then failed (found by test/resilience: ticket expiring mid-run).
+   */
   expireTickets(): void {
-    this.notBefore = Math.floor(Date.now() / 1000) + 1;
+    this.store.state.secrets.ticketKey = crypto.randomBytes(24).toString("base64url");
+    this.store.state.secrets.csrfKey = crypto.randomBytes(24).toString("base64url");
+    this.store.save();
   }
 
   private sign(data: string): string {
@@ -60,7 +64,6 @@ export class Auth {
     if (expected.length !== m[4].length || !crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(m[4]))) return undefined;
     const t = parseInt(m[3], 16);
     const now = Math.floor(Date.now() / 1000);
-    if (t < this.notBefore) return undefined;
     if (now - t > this.ticketLifetimeSec + (this.ticketLifetimeSec >= GRACE_SEC ? GRACE_SEC : 0)) return undefined;
     if (t - now > GRACE_SEC) return undefined;
     const user = this.store.state.users[m[2]];
@@ -82,7 +85,7 @@ export class Auth {
     const t = parseInt(m[1], 16);
     if (this.csrfToken(userid, t) !== token) return false;
     const age = Math.floor(Date.now() / 1000) - t;
-    return age <= this.ticketLifetimeSec + GRACE_SEC && t >= this.notBefore;
+    return age <= this.ticketLifetimeSec + GRACE_SEC;
   }
 
   /** Password check for POST /access/ticket (a valid ticket also works as the password). */

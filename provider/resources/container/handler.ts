@@ -15,6 +15,15 @@ import { checkInputs, parseInputs, unknownPaths } from "../validation";
 import { runOperation, partialFailure, type OperationContext } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
+import { PveTaskTimeoutError } from "../../proxmox/errors";
+import { parseUpid } from "../../proxmox/upid";
+import { sizeBytes } from "./args";
+
+/** The size a disk (`rootfs` / `mpN`) has in an observed config, if known. */
+function diskSize(observed: ContainerArgs, disk: string): string | undefined {
+  if (disk === "rootfs") return observed.rootfs?.size;
+  return observed.mountPoints?.find((m) => `mp${m.slot}` === disk)?.size;
+}
 
 const TYPE = "Container";
 
@@ -177,13 +186,25 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const a = parse(inputs);
     const client = ctx.client();
     if (a.adopt) return adopt(client, a, ctx);
-    const { vmid } = await client.lxc.createContainer({
-      node: a.node,
-      vmid: a.vmid,
-      config: createParams(a),
-      waitOptions: { timeoutMs: timeoutMs(a, "create") },
-      logger: ctx.log,
-    });
+    let vmid: number;
+    try {
+      ({ vmid } = await client.lxc.createContainer({
+        node: a.node,
+        vmid: a.vmid,
+        config: createParams(a),
+        waitOptions: { timeoutMs: timeoutMs(a, "create") },
+        logger: ctx.log,
+      }));
+    } catch (e) {
+      // The create task outlived timeouts.create: it was not cancelled, so the CT is (about to
+      // be) there. Record it, or the next `up` creates a second one next to an orphan
+      // (found by test/resilience: task slower than the timeout during create).
+      if (e instanceof PveTaskTimeoutError) {
+        const id = Number(parseUpid(e.upid).id);
+        throw partialFailure(e, String(id), stripUndefined({ ...a, vmid: id, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
+      }
+      throw e;
+    }
     ctx.bind({ vmid });
     ctx.log.info({ vmid }, "container created");
     try {
@@ -300,7 +321,17 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
       await client.lxc.moveVolumeAndWait(node, vmid, { volume: m.disk, storage: m.storage, delete: true }, { wait: { timeoutMs: timeoutMs(a, "update") } });
     }
   }
+  // The plan compares with the size in state; an earlier update that failed or timed out
+  // after its resize task ran may have grown the disk already, and PVE refuses a resize to
+  // the current size ("disk is already at specified size"), so the re-run would never
+  // converge (found by test/resilience: resize task slower than timeouts.update).
+  const sizesNow = plan.diskResizes.length ? fromPveConfig(await client.lxc.getConfig(node, vmid, { current: true })) : undefined;
   for (const r of plan.diskResizes) {
+    const now = diskSize(sizesNow!.args as ContainerArgs, r.disk);
+    if (now !== undefined && sizeBytes(now) >= sizeBytes(r.size)) {
+      ctx.log.info({ ...r, current: now }, "volume already has the requested size; not resizing");
+      continue;
+    }
     ctx.log.info(r, "growing volume");
     await client.lxc.resizeAndWait(node, vmid, { disk: r.disk, size: r.size }, { wait: { timeoutMs: timeoutMs(a, "update") } });
   }

@@ -14,7 +14,8 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { snapshotArgsSchema, type SnapshotArgs } from "./args";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
-import { runOperation, type OperationContext } from "../operation";
+import { runOperation, partialFailure, type OperationContext } from "../operation";
+import { PveTaskTimeoutError } from "../../proxmox/errors";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
 import type { LxcConfig, Snapshot } from "../../proxmox/lxc";
@@ -167,7 +168,14 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       throw new Error(await explainNoSnapshot(client, node, a.vmid, a.name, ctx));
     }
     ctx.log.info({ snapshot: a.name }, "creating snapshot");
-    await client.lxc.createSnapshotAndWait(node, a.vmid, { snapname: a.name, description: a.description }, { logger: ctx.log, wait: { timeoutMs: timeoutMs(a, "create") } });
+    try {
+      await client.lxc.createSnapshotAndWait(node, a.vmid, { snapname: a.name, description: a.description }, { logger: ctx.log, wait: { timeoutMs: timeoutMs(a, "create") } });
+    } catch (e) {
+      // The snapshot task outlived timeouts.create and was not cancelled: record the snapshot,
+      // or the next `up` fails on "already has a snapshot" forever (found by test/resilience).
+      if (e instanceof PveTaskTimeoutError) throw partialFailure(e, snapshotId(a.vmid, a.name), stripUndefined({ ...a, node, snaptime: 0 }));
+      throw e;
+    }
     const snap = await findSnapshot(client, node, a.vmid, a.name, ctx);
     if (!snap) throw new Error(`the snapshot task for '${a.name}' of CT ${a.vmid} finished, but the snapshot is not listed; check the node's task log.`);
     return { id: snapshotId(a.vmid, a.name), outs: outputsFor(a, node, snap) };

@@ -14,11 +14,11 @@ import { templateArgsSchema, templateFileName, templateFormat, type TemplateArgs
 import { fileDigest, fileProblem } from "./fileHash";
 import { resolveAppliance } from "./appliance";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
-import { runOperation, type OperationContext } from "../operation";
+import { runOperation, partialFailure, type OperationContext } from "../operation";
 import { registerSecret } from "../../logging";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
-import { PveNotFoundError } from "../../proxmox/errors";
+import { PveNotFoundError, PveTaskTimeoutError } from "../../proxmox/errors";
 import type { ContentItem } from "../../proxmox/storage";
 import { formatBytes } from "../../logging/progress";
 import type { UploadProgress } from "../../proxmox/upload";
@@ -336,7 +336,22 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       }
     }
 
-    const produced = await produce(client, a, fileName, ctx, appliance);
+    let produced: Produced;
+    try {
+      produced = await produce(client, a, fileName, ctx, appliance);
+    } catch (e) {
+      // The upload/download task outlived timeouts.create and was not cancelled: the volume
+      // lands anyway. Record it, or the next `up` fails on "already exists" (existing: fail)
+      // and leaves an orphan volume (found by test/resilience: imgcopy slower than the timeout).
+      if (e instanceof PveTaskTimeoutError) {
+        const d = a.path !== undefined ? await fileDigest(a.path) : undefined;
+        throw partialFailure(e, volid, stripUndefined({
+          ...a, volid, size: d?.size, format: templateFormat(volid), createdSize: d?.size,
+          checksum: d ? d.sha256 : a.checksum, checksumAlgorithm: d ? "sha256" : a.checksum ? a.checksumAlgorithm : undefined,
+        }));
+      }
+      throw e;
+    }
     const item = await client.storage.findVolume(a.node, volid, { logger: ctx.log });
     if (!item) throw new Error(`the ${sourceOf(a)} task finished, but ${volid} is not listed on '${a.node}'; check the node's task log.`);
     ctx.log.info({ volid, size: item.size }, "template ready");
