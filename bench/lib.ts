@@ -91,7 +91,7 @@ export interface Timed {
  * Runs `cmd args` under /usr/bin/time (GNU), wall time measured here in ms. Throws with the
  * output tail on a non-zero exit.
  */
-export function timed(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Timed> {
+export function timed(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; onStderrLine?: (line: string, msSinceStart: number) => void } = {}): Promise<Timed> {
   const timeFile = path.join(os.tmpdir(), `bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
@@ -99,7 +99,15 @@ export function timed(cmd: string, args: string[], opts: { env?: NodeJS.ProcessE
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    let partial = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+      if (!opts.onStderrLine) return;
+      const at = Number(process.hrtime.bigint() - t0) / 1e6;
+      const lines = (partial + d).split("\n");
+      partial = lines.pop()!;
+      for (const l of lines) opts.onStderrLine(l, at);
+    });
     child.on("error", reject);
     child.on("close", (code) => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;

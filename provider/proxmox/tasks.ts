@@ -2,8 +2,11 @@
  * Worker tasks (BEHAVIOR.md 3): status, log, list, and `wait`.
  *
  * `wait` polls GET /nodes/{node}/tasks/{upid}/status adaptively: first after ~50 ms
- * (sandbox and small tasks finish in tens of ms), growing ×1.5 to 2 s, so a 10-minute
- * create costs ~300 polls and a 20 ms task costs one or two. Success iff exitstatus is
+ * (sandbox and small tasks finish in tens of ms), growing ×1.25 to 2 s, so a 10-minute
+ * create costs ~310 polls and a 20 ms task costs one or two. (×1.25 rather than ×1.5:
+ * bench/task-latency.ts measured a median of 182 ms from a task's end to `wait` noticing
+ * it with ×1.5, over tasks of 50 ms-8 s; ×1.25 lowers that by about a third for ~2 more
+ * polls per task and ~5 more on a 10-minute one.) Success iff exitstatus is
  * `OK` or `WARNINGS: n` (3.3); warnings are the log's `WARN:` lines, returned and logged.
  * A failure reads the log tail into PveTaskFailedError.
  */
@@ -195,7 +198,7 @@ export class TasksApi {
         throw new PveTaskTimeoutError(upid, timeoutMs, { method: "GET", endpoint: "/nodes/{node}/tasks/{upid}/status", path: statusPath });
       }
       await sleep(Math.min(interval, timeoutMs - elapsed));
-      interval = Math.min(maxInterval, interval * 1.5);
+      interval = Math.min(maxInterval, interval * 1.25);
     }
   }
 
