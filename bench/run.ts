@@ -18,6 +18,8 @@ import { UPLOAD_FULL, UPLOAD_SMOKE, runUpload } from "./upload";
 import { PULUMI_FULL, PULUMI_SMOKE, runPulumiUp } from "./pulumi-up";
 import { LATENCY_FULL, LATENCY_SMOKE, runTaskLatency } from "./task-latency";
 
+const ANALYSIS = path.join(REPO, "bench", "results", "analysis.md");
+
 export const BENCHES: Record<string, { full: () => Promise<BenchResult>; smoke: () => Promise<BenchResult> }> = {
   "oci-convert": { full: () => runOciConvert(OCI_FULL), smoke: () => runOciConvert(OCI_SMOKE) },
   upload: { full: () => runUpload(UPLOAD_FULL), smoke: () => runUpload(UPLOAD_SMOKE) },
@@ -82,6 +84,9 @@ export async function main(argv: string[]): Promise<number> {
     "",
     ...results.map(renderResult),
     ...(failures.length ? ["## Failures", "", "```", ...failures, "```", ""] : []),
+    // Hand-written findings (where the time goes for missed targets, changes made), kept
+    // across runs; re-read it against the numbers above after a new run.
+    ...(!smoke && fs.existsSync(ANALYSIS) ? [fs.readFileSync(ANALYSIS, "utf8")] : []),
   ].join("\n");
   const outDir = path.join(REPO, "bench", "results");
   fs.mkdirSync(outDir, { recursive: true });
