@@ -177,6 +177,10 @@ export class Container extends ProxmoxResource {
       props.template = template;
     }
     for (const k of ["vmid", "status", "volids", "hwaddrs", "ipv4", "ipv6"]) if (props[k] === undefined) props[k] = undefined;
+    // Secret as an input too: additionalSecretOutputs covers only the outputs, so the state's
+    // `inputs` and the CLI's --json events carried the password in plain text (found by
+    // test/resilience/cli.test.ts, secrets check).
+    if (args.password !== undefined) props.password = pulumi.secret(args.password);
     super("Container", name, props, opts, { secretOutputs: ["password"] });
   }
 }
