@@ -159,7 +159,9 @@ async function profileOurs(base: string, main: string, ref: string): Promise<str
       self.set(key, (self.get(key) ?? 0) + dt);
     });
     if (total < 200_000) continue; // threads that did nearly nothing
-    lines.push(`- thread profile ${f.replace(/\.\d+\.\d+\.cpuprofile$/, "")} (${fmt(total / 1e6)} s sampled):`);
+    // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
+    const tid = /\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1];
+    lines.push(`- ${tid === "0" ? "main thread" : `worker thread ${tid} (the conversion)`} (${fmt(total / 1e6)} s sampled, wall-clock sampling: a descheduled thread counts too):`);
     for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8)) lines.push(`  - ${fmt((v / total) * 100, 1)} % ${k}`);
   }
   fs.rmSync(out, { force: true });

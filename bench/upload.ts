@@ -25,7 +25,7 @@ export interface UploadBenchOptions {
   reps: number;
 }
 
-export const UPLOAD_FULL: UploadBenchOptions = { sizeBytes: 2 * 1024 * MiB, reps: 3 };
+export const UPLOAD_FULL: UploadBenchOptions = { sizeBytes: 2 * 1024 * MiB, reps: 5 };
 export const UPLOAD_SMOKE: UploadBenchOptions = { sizeBytes: 16 * MiB, reps: 1 };
 
 interface Run {
