@@ -150,14 +150,27 @@ async function addresses(client: PveClient, node: string, vmid: number, a: Conta
 }
 
 /** Read the CT and express it as outputs in the shape of `declared`. */
-async function readOutputs(client: PveClient, declared: ContainerArgs, vmid: number, node: string, ctx: OperationContext, pool?: string): Promise<ContainerOutputs> {
+/**
+ * Read the CT and express it as outputs in the shape of `declared`. `known.status` skips the
+ * status read when the caller has just set the power state itself (one request less per
+ * created container, bench/pulumi-up); a CT without network devices is not asked for
+ * addresses.
+ */
+async function readOutputs(
+  client: PveClient,
+  declared: ContainerArgs,
+  vmid: number,
+  node: string,
+  ctx: OperationContext,
+  known: { pool?: string; status?: "running" | "stopped" } = {},
+): Promise<ContainerOutputs> {
   const cfg = await client.lxc.getConfig(node, vmid, { current: true });
-  const status = await client.lxc.status(node, vmid);
+  const status = known.status ?? (await client.lxc.status(node, vmid)).status;
   const observed = fromPveConfig(cfg);
-  const running = status.status === "running";
-  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool: pool ?? declared.pool });
-  const { ipv4, ipv6 } = await addresses(client, node, vmid, declared, running, ctx);
-  return stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status: status.status, volids: observed.volids, hwaddrs: observed.hwaddrs, ipv4, ipv6 });
+  const running = status === "running";
+  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool: known.pool ?? declared.pool });
+  const { ipv4, ipv6 } = Object.keys(observed.hwaddrs).length ? await addresses(client, node, vmid, declared, running, ctx) : { ipv4: {}, ipv6: {} };
+  return stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ipv4, ipv6 });
 }
 
 async function setPower(client: PveClient, node: string, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<void> {
@@ -217,7 +230,8 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
         ctx.log.info("starting container");
         await client.lxc.startAndWait(a.node, vmid, {}, { wait: { timeoutMs: timeoutMs(a, "start") } });
       }
-      return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx) };
+      const known = a.haManaged ? {} : { status: a.started ? ("running" as const) : ("stopped" as const) };
+      return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, known) };
     } catch (e) {
       // The CT exists: record it, so the next `up` converges instead of leaving an orphan.
       throw partialFailure(e, String(vmid), stripUndefined({ ...a, vmid, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
@@ -266,7 +280,7 @@ async function read(id: string, props: Record<string, unknown>): Promise<pulumi.
     }
     const declared = { ...props } as Record<string, unknown>;
     for (const k of COMPUTED) delete declared[k];
-    const outs = await readOutputs(client, declared as unknown as ContainerArgs, vmid, where.node, ctx, where.pool);
+    const outs = await readOutputs(client, declared as unknown as ContainerArgs, vmid, where.node, ctx, { pool: where.pool });
     return { id, props: outs };
   });
 }
