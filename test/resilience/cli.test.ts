@@ -21,7 +21,7 @@ import { pulumiPath } from "../support/cli";
 import { parseEvents, PulumiStack, type CommandResult, type OperationResult } from "../support/pulumi";
 import { checkpointResources } from "../support/checkpoint";
 import { Engine, checkReality, tarGz, waitForRequest, sleep, type Kind } from "./world";
-import { TARGETS, TASK_FAILURE, clearMessage, counterKey, printTable, type Fault, type Operation, type Row } from "./matrix";
+import { CLI_ROWS, TARGETS, TASK_FAILURE, clearMessage, counterKey, printTable, type Fault, type Operation, type Row } from "./matrix";
 
 const CT_PASSWORD = "Resil-ct-Pa55word-7f3a9c";
 const NODES = ["pve1", "pve2"];
@@ -266,7 +266,8 @@ export const vmid = ct.vmid;`);
     for (const node of NODES) for (const s of ["local-lvm", "local-zfs"]) expect(await client.storage.content(node, s), `${node}/${s}`).to.deep.equal([]);
     expect(await client.storage.content("pve1", "local", { content: "vztmpl" })).to.deep.equal([]);
 
-    // One row per operation and per fault kind went through the CLI.
+    // One row per operation and per fault kind went through the CLI: the rows the in-process table marks.
+    expect(rows.map((r) => [r.fault, r.operation])).to.deep.equal(CLI_ROWS);
     expect(new Set(rows.map((r) => r.operation)).size).to.equal(6);
     expect(new Set(rows.map((r) => r.fault)).size).to.equal(9);
     tmpDir = dir; // removed after the secrets test has read the log file

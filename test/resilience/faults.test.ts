@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { startSandbox } from "../../sandbox";
-import { FAULTS, OPERATIONS, printTable, type Row } from "./matrix";
+import { FAULTS, OPERATIONS, printTable, viaCli, type Row } from "./matrix";
 import { runRow, type Env } from "./scenarios";
 import { tarGz, useSandbox } from "./world";
 
@@ -41,7 +41,7 @@ describe("resilience: fault matrix (in process, every row)", function () {
   for (const fault of FAULTS) {
     for (const op of OPERATIONS) {
       it(`${fault} during ${op}`, async () => {
-        const row = await runRow(env, op, fault, `m${n++}`);
+        const row = { ...(await runRow(env, op, fault, `m${n++}`)), cli: viaCli(fault, op) };
         rows.push(row);
         if (MUST_SURVIVE.has(fault) && !row.outcome.startsWith("n/a")) {
           expect(row.outcome, `${fault} during ${op} should be survived by the client's retry rules; first up said: ${row.firstError}`).to.match(/^survived/);

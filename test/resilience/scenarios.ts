@@ -111,6 +111,7 @@ export async function runRow(env: Env, op: Operation, fault: Fault, tag: string)
         expect(seen, `${counterKey(t)} was never sent`).to.equal(true);
         await sb.admin.expireTickets();
       });
+      background.catch(() => undefined); // awaited (and rethrown) after the up below
     }
 
     const first = await engine.up(p.program);
