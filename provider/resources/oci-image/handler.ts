@@ -83,8 +83,22 @@ async function chooseMode(a: OciImageArgs, src: ImageSource, client: PveClient):
   }
   if (a.mode === "client") return "client";
   const serverCan =
-    modern && src.transport === "docker" && !!src.ref.tag && !src.ref.digest && !a.credentials && !a.dockerConfig && !a.insecureRegistry && !a.registryCaCert && a.format !== "rootfs";
+    modern &&
+    src.transport === "docker" &&
+    !!src.ref.tag &&
+    !src.ref.digest &&
+    !a.credentials &&
+    !a.dockerConfig &&
+    !a.insecureRegistry &&
+    !a.registryCaCert &&
+    a.format !== "rootfs" &&
+    serverFileNameOk(a.fileName);
   return serverCan ? "server" : "client";
+}
+
+/** The server always stores `<name>.tar` (an OCI archive): a name with another extension cannot be kept. */
+function serverFileNameOk(fileName: string | undefined): boolean {
+  return !fileName || /\.tar$/i.test(fileName) || !/\.(tar\.[a-z0-9]+|tgz|t[gx]z|tzst)$/i.test(fileName);
 }
 
 /** PVE's `normalize_content_filename`: path dropped, other characters → `_`. */
@@ -152,6 +166,9 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
 
 async function pullOnServer(client: PveClient, a: OciImageArgs, src: ImageSource, ctx: OperationContext, app: boolean): Promise<OciImageOutputs> {
   if (src.transport !== "docker") throw new Error("internal: server mode needs a registry source");
+  if (!serverFileNameOk(a.fileName)) {
+    throw new Error(`fileName: '${a.fileName}' has a compressed-template extension, but mode 'server' stores an OCI archive (PVE appends .tar); use a name ending in .tar or mode 'client' with format 'rootfs'.`);
+  }
   const reference = formatReference({ ...src.ref, digest: undefined });
   const base = a.fileName ? a.fileName.replace(/\.tar$/i, "") : pveFileBase(reference);
   const volid = `${a.storage}:vztmpl/${base}.tar`;
