@@ -18,7 +18,7 @@ export interface PulumiUpOptions {
   reps: number;
 }
 
-export const PULUMI_FULL: PulumiUpOptions = { containers: 50, reps: 2 };
+export const PULUMI_FULL: PulumiUpOptions = { containers: 50, reps: 3 };
 export const PULUMI_SMOKE: PulumiUpOptions = { containers: 1, reps: 1 };
 
 function containerProgram(n: number, template: string): string {
