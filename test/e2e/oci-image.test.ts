@@ -4,15 +4,12 @@
  * container that gets the image's entrypoint and env.
  */
 import { expect } from "chai";
-import * as fs from "node:fs";
-import * as net from "node:net";
-import * as path from "node:path";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
 import { PveClient } from "../../provider/proxmox/client";
 import { describeChanges, opFor, PulumiStack, changedResources } from "../support/pulumi";
 import { pulumiPath } from "../support/cli";
-import { writeOciLayout, tmpDir, freePort, requireTool } from "../oci/support";
+import { writeOciLayout, tmpDir } from "../oci/support";
+import { startAnonymousRegistry, skopeoCopy, type AnonymousRegistry } from "../support/fixtures";
 import { runnableImage } from "../oci/images";
 
 describe("e2e: OciImage in server and client mode feeding Containers (real CLI)", function () {
@@ -20,30 +17,18 @@ describe("e2e: OciImage in server and client mode feeding Containers (real CLI)"
   let sb: SandboxHandle;
   let stack: PulumiStack;
   let client: PveClient;
-  let registry: ChildProcess;
+  let registry: AnonymousRegistry;
   let host: string;
   let layout: string;
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
     await pulumiPath();
-    requireTool("docker-registry");
-    requireTool("skopeo");
     layout = tmpDir("e2e-oci-layout-");
     await writeOciLayout(layout, { v1: runnableImage() });
-    const dir = tmpDir("e2e-oci-registry-");
-    const port = await freePort();
-    fs.writeFileSync(path.join(dir, "config.yml"), `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n`);
-    registry = spawn("docker-registry", ["serve", path.join(dir, "config.yml")], { stdio: "ignore" });
-    for (let i = 0; ; i++) {
-      const up = await new Promise<boolean>((resolve) => net.connect(port, "127.0.0.1").on("connect", function (this: net.Socket) { this.end(); resolve(true); }).on("error", () => resolve(false)));
-      if (up) break;
-      if (i > 100) throw new Error("docker-registry did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    host = `127.0.0.1:${port}`;
-    const push = spawnSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layout}:v1`, `docker://${host}/demo/app:1.0`], { encoding: "utf8" });
-    if (push.status !== 0) throw new Error(push.stderr);
+    registry = await startAnonymousRegistry();
+    host = registry.host;
+    skopeoCopy(`oci:${layout}:v1`, `docker://${host}/demo/app:1.0`);
 
     sb = await startSandbox({ port: 0, taskDurationMs: 20, authFailureDelayMs: 0 });
     client = PveClient.connect({ endpoint: sb.endpoint, apiToken: sb.apiToken, tlsFingerprint: sb.tlsFingerprint });
@@ -70,7 +55,7 @@ export const vmids = [a.vmid, b.vmid];
   after(async () => {
     if (stack) await stack.remove();
     if (sb) await sb.stop();
-    registry?.kill("SIGTERM");
+    registry?.stop();
   });
 
   it("creates both templates and app containers with the image's entrypoint and env", async () => {

@@ -12,13 +12,11 @@
  * client's lock-wait bound (60 s by default), shortened so a lock held "longer than the
  * retry bound" fits in a fast test. The CLI suite (cli.test.ts) uses the real 60 s bound.
  */
-import * as crypto from "node:crypto";
-import * as zlib from "node:zlib";
-import * as tarStream from "tar-stream";
 import { dispatch, configure } from "../../provider/resources/registry";
 import { providerClient, resetProviderClient } from "../../provider/resources/operation";
 import type { PveClient } from "../../provider/proxmox/client";
 import type { SandboxHandle } from "../../sandbox";
+import { canonical } from "../../provider/resources/container/plan";
 
 export type Kind = "Container" | "Snapshot" | "Template";
 
@@ -158,18 +156,7 @@ export class Engine {
   }
 }
 
-export function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(
-      Object.keys(v as object)
-        .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-        .sort()
-        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
-    );
-  }
-  return v;
-}
+export { canonical } from "../../provider/resources/container/plan";
 
 // ---- provider configuration ------------------------------------------------------------
 
@@ -298,22 +285,7 @@ export function volidOf(engine: Engine, ct: string, disk: string): string {
   return v;
 }
 
-/** A minimal CT template: a gzipped tar with /etc/os-release (the sandbox reads it for ostype). */
-export async function tarGz(osRelease = 'ID=alpine\nVERSION_ID=3.20\n', padding = 0): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on("data", (c: unknown) => chunks.push(c as Buffer));
-  const ended = new Promise<void>((resolve, reject) => {
-    pack.on("end", () => resolve());
-    pack.on("error", reject);
-  });
-  pack.entry({ name: "./etc/os-release", mode: 0o644 }, osRelease);
-  pack.entry({ name: "./sbin/init", mode: 0o755 }, "#!/bin/sh\nexec sleep infinity\n");
-  if (padding) pack.entry({ name: "./pad.bin", mode: 0o644 }, crypto.randomBytes(padding));
-  pack.finalize();
-  await ended;
-  return zlib.gzipSync(Buffer.concat(chunks), { level: 1 });
-}
+export { templateTarGz as tarGz } from "../support/fixtures";
 
 /** Poll the sandbox's request counters until `key` ("POST /nodes/{node}/lxc") was seen `count` times; bounded. */
 export async function waitForRequest(sb: SandboxHandle | { admin: SandboxHandle["admin"] }, key: string, count: number, timeoutMs = 30_000): Promise<boolean> {

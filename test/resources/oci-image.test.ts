@@ -6,16 +6,15 @@
  */
 import { expect } from "chai";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
 import { configure } from "../../provider/resources/registry";
 import { resetProviderClient, providerClient } from "../../provider/resources/operation";
 import ociHandler from "../../provider/resources/oci-image/handler";
 import containerHandler from "../../provider/resources/container/handler";
 import { flushLogs } from "../../provider/logging";
-import { writeOciLayout, startRegistry, pushImage, tmpDir, freePort, requireTool, type RegistryHandle } from "../oci/support";
+import { writeOciLayout, startRegistry, pushImage, tmpDir, type RegistryHandle } from "../oci/support";
+import { startAnonymousRegistry, skopeoCopy } from "../support/fixtures";
 import { runnableImage } from "../oci/images";
 
 function useSandbox(sb: SandboxHandle, extra: Record<string, string> = {}) {
@@ -29,26 +28,6 @@ async function create(inputs: Record<string, unknown>) {
   expect(checked.failures ?? []).to.deep.equal([]);
   const r = await ociHandler.create(checked.inputs);
   return { id: r.id, outs: r.outs as Record<string, any>, inputs: checked.inputs };
-}
-
-/** A registry without auth, like the public ones PVE's server-side pull can use. */
-async function anonymousRegistry(dir: string): Promise<{ host: string; proc: ChildProcess }> {
-  requireTool("docker-registry");
-  const port = await freePort();
-  fs.writeFileSync(path.join(dir, "config.yml"), `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n`);
-  const proc = spawn("docker-registry", ["serve", path.join(dir, "config.yml")], { stdio: "ignore" });
-  for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((resolve) => net.connect(port, "127.0.0.1").on("connect", function (this: net.Socket) { this.end(); resolve(true); }).on("error", () => resolve(false)));
-    if (up) break;
-    if (i > 100) throw new Error("docker-registry did not start");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { host: `127.0.0.1:${port}`, proc };
-}
-
-function skopeoCopy(from: string, to: string) {
-  const r = spawnSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", from, to], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`skopeo copy failed: ${r.stderr}`);
 }
 
 describe("OciImage handler (in process, against the sandbox)", function () {
@@ -122,8 +101,7 @@ describe("OciImage handler (in process, against the sandbox)", function () {
 
   it("server mode lets PVE pull; refresh notices the tag moving and the next diff replaces", async () => {
     useSandbox(sb);
-    const dir = tmpDir("oci-image-anon-");
-    const reg = await anonymousRegistry(dir);
+    const reg = await startAnonymousRegistry();
     try {
       skopeoCopy(`oci:${layout}:v1`, `docker://${reg.host}/demo/app:1.0`);
       const source = `${reg.host}/demo/app:1.0`;
@@ -141,7 +119,7 @@ describe("OciImage handler (in process, against the sandbox)", function () {
       expect(d.deleteBeforeReplace).to.equal(true);
       await ociHandler.delete!(img.id, refreshed.props!);
     } finally {
-      reg.proc.kill("SIGTERM");
+      reg.stop();
     }
   });
 

@@ -11,8 +11,7 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
-import * as tarStream from "tar-stream";
+import { templateTarGz } from "../support/fixtures";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
 import { configure } from "../../provider/resources/registry";
 import handler from "../../provider/resources/template/handler";
@@ -24,23 +23,7 @@ import { closeMatches } from "../../provider/resources/template/appliance";
 const MiB = 1024 * 1024;
 const UPLOAD = "POST /nodes/{node}/storage/{storage}/upload";
 
-/** A minimal CT template: a gzipped tar with /etc/os-release (the sandbox reads it for ostype). */
-async function tarGz(osRelease: string, padding = 0): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on("data", (c: unknown) => chunks.push(c as Buffer));
-  const ended = new Promise<void>((resolve, reject) => {
-    pack.on("end", () => resolve());
-    pack.on("error", reject);
-  });
-  pack.entry({ name: "./etc/os-release", mode: 0o644 }, osRelease);
-  pack.entry({ name: "./sbin/init", mode: 0o755 }, "#!/bin/sh\nexec sleep infinity\n");
-  // Incompressible padding, so tests can control the upload size.
-  if (padding) pack.entry({ name: "./pad.bin", mode: 0o644 }, crypto.randomBytes(padding));
-  pack.finalize();
-  await ended;
-  return zlib.gzipSync(Buffer.concat(chunks), { level: 1 });
-}
+const tarGz = templateTarGz;
 
 const sha256 = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 
