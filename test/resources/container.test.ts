@@ -6,9 +6,9 @@
  */
 import { expect } from "chai";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { configure } from "../../provider/resources/registry";
 import handler from "../../provider/resources/container/handler";
-import { resetProviderClient, providerClient } from "../../provider/resources/operation";
+import { providerClient } from "../../provider/resources/operation";
+import { useSandboxProvider, applianceTemplate } from "../support/provider";
 
 describe("Container handler (in process, against the sandbox)", function () {
   this.timeout(120_000);
@@ -17,18 +17,8 @@ describe("Container handler (in process, against the sandbox)", function () {
 
   before(async () => {
     sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    const cfg: Record<string, string> = {
-      "proxmox:endpoint": sb.endpoint,
-      "proxmox:apiToken": sb.apiToken,
-      "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      "proxmox:logLevel": "silent",
-    };
-    configure({ get: (k) => cfg[k] });
-    resetProviderClient();
-    const client = providerClient();
-    const apl = (await client.storage.aplinfo("pve1")).find((a) => a.template.startsWith("debian"))!;
-    await client.storage.aplDownloadAndWait("pve1", "shared-nfs", apl.template);
-    template = `shared-nfs:vztmpl/${apl.template}`;
+    useSandboxProvider(sb);
+    template = await applianceTemplate("debian");
   });
   after(async () => {
     await sb?.stop();

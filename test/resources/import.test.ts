@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { configure } from "../../provider/resources/registry";
 import handler from "../../provider/resources/container/handler";
-import { resetProviderClient, providerClient } from "../../provider/resources/operation";
+import { providerClient } from "../../provider/resources/operation";
+import { useSandboxProvider } from "../support/provider";
 import { declarationFor } from "../../provider/cli/commands/import";
 
 describe("pve-lxc import", function () {
@@ -10,9 +10,7 @@ describe("pve-lxc import", function () {
   let sb: SandboxHandle;
   before(async () => {
     sb = await startSandbox({ port: 0, taskDurationMs: 5, authFailureDelayMs: 0 });
-    const cfg: Record<string, string> = { "proxmox:endpoint": sb.endpoint, "proxmox:apiToken": sb.apiToken, "proxmox:tlsFingerprint": sb.tlsFingerprint, "proxmox:logLevel": "silent" };
-    configure({ get: (k) => cfg[k] });
-    resetProviderClient();
+    useSandboxProvider(sb);
   });
   after(() => sb?.stop());
 

@@ -8,20 +8,14 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { configure } from "../../provider/resources/registry";
-import { resetProviderClient, providerClient } from "../../provider/resources/operation";
+import { providerClient } from "../../provider/resources/operation";
+import { useSandboxProvider } from "../support/provider";
 import ociHandler from "../../provider/resources/oci-image/handler";
 import containerHandler from "../../provider/resources/container/handler";
 import { flushLogs } from "../../provider/logging";
 import { writeOciLayout, startRegistry, pushImage, tmpDir, type RegistryHandle } from "../oci/support";
 import { startAnonymousRegistry, skopeoCopy } from "../support/fixtures";
 import { runnableImage } from "../oci/images";
-
-function useSandbox(sb: SandboxHandle, extra: Record<string, string> = {}) {
-  const cfg: Record<string, string> = { "proxmox:endpoint": sb.endpoint, "proxmox:apiToken": sb.apiToken, "proxmox:tlsFingerprint": sb.tlsFingerprint, "proxmox:logLevel": "silent", ...extra };
-  configure({ get: (k) => cfg[k] });
-  resetProviderClient();
-}
 
 async function create(inputs: Record<string, unknown>) {
   const checked = await ociHandler.check!({}, inputs);
@@ -46,7 +40,7 @@ describe("OciImage handler (in process, against the sandbox)", function () {
   });
 
   it("client mode from an OCI layout makes an app-container template a Container runs with its entrypoint and env", async () => {
-    useSandbox(sb);
+    useSandboxProvider(sb);
     const img = await create({ node: "pve1", source: `oci:${layout}:v1`, mode: "client", resourceName: "app" });
     expect(img.outs.volid).to.match(/^local:vztmpl\/.+\.tar$/);
     expect(img.outs.resolvedMode).to.equal("client");
@@ -75,7 +69,7 @@ describe("OciImage handler (in process, against the sandbox)", function () {
   it("client mode pulls from an authenticated registry and keeps the password out of logs and errors", async () => {
     const dir = tmpDir("oci-image-log-");
     const logFile = path.join(dir, "provider.log");
-    useSandbox(sb, { "proxmox:logLevel": "debug", "proxmox:logFile": logFile });
+    useSandboxProvider(sb, { "proxmox:logLevel": "debug", "proxmox:logFile": logFile });
     const reg: RegistryHandle = await startRegistry({ auth: "htpasswd", users: { alice: "s3cret-registry-pass" } });
     try {
       await pushImage(reg, layout, "v1", "team/app:1.0");
@@ -100,7 +94,7 @@ describe("OciImage handler (in process, against the sandbox)", function () {
   });
 
   it("server mode lets PVE pull; refresh notices the tag moving and the next diff replaces", async () => {
-    useSandbox(sb);
+    useSandboxProvider(sb);
     const reg = await startAnonymousRegistry();
     try {
       skopeoCopy(`oci:${layout}:v1`, `docker://${reg.host}/demo/app:1.0`);
@@ -126,7 +120,7 @@ describe("OciImage handler (in process, against the sandbox)", function () {
   it("on PVE 8.4, auto converts on the client to a rootfs template (no app-container outputs)", async () => {
     const old = await startSandbox({ port: 0, taskDurationMs: 5, authFailureDelayMs: 0, pveVersion: "8.4" });
     try {
-      useSandbox(old);
+      useSandboxProvider(old);
       const img = await create({ node: "pve1", source: `oci:${layout}:v1`, resourceName: "legacy" });
       expect(img.outs.resolvedMode).to.equal("client");
       expect(img.outs.resolvedFormat).to.equal("rootfs");

@@ -6,9 +6,9 @@
  */
 import { expect } from "chai";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { configure } from "../../provider/resources/registry";
 import handler, { snapshotRefusal, volumesOf } from "../../provider/resources/snapshot/handler";
-import { resetProviderClient, providerClient } from "../../provider/resources/operation";
+import { providerClient } from "../../provider/resources/operation";
+import { useSandboxProvider, applianceTemplate } from "../support/provider";
 
 describe("Snapshot handler (in process, against the sandbox)", function () {
   this.timeout(60_000);
@@ -17,18 +17,8 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
 
   before(async () => {
     sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    const cfg: Record<string, string> = {
-      "proxmox:endpoint": sb.endpoint,
-      "proxmox:apiToken": sb.apiToken,
-      "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      "proxmox:logLevel": "silent",
-    };
-    configure({ get: (k) => cfg[k] });
-    resetProviderClient();
-    const client = providerClient();
-    const apl = (await client.storage.aplinfo("pve1")).find((a) => a.template.startsWith("alpine"))!;
-    await client.storage.aplDownloadAndWait("pve1", "shared-nfs", apl.template);
-    template = `shared-nfs:vztmpl/${apl.template}`;
+    useSandboxProvider(sb);
+    template = await applianceTemplate("alpine");
   });
   after(async () => {
     await sb?.stop();
