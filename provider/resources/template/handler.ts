@@ -379,17 +379,22 @@ async function adoptedChecksum(a: TemplateArgs, item: ContentItem, appliance: { 
   return appliance?.sha512sum ? { checksum: appliance.sha512sum.toLowerCase(), checksumAlgorithm: "sha512" } : {};
 }
 
+/** The volume, or undefined when it or its whole storage is gone. */
+async function findVolumeOrGone(client: PveClient, node: string, volid: string, ctx: OperationContext): Promise<ContentItem | undefined> {
+  try {
+    return await client.storage.findVolume(node, volid, { logger: ctx.log });
+  } catch (e) {
+    // The storage itself was removed: so was the volume.
+    if (e instanceof PveNotFoundError) return undefined;
+    throw e;
+  }
+}
+
 async function read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
   return runOperation({ resourceType: TYPE, operation: "read", resourceName: props.resourceName as string, node: props.node as string }, async (ctx) => {
     const client = ctx.client();
     const node = props.node as string;
-    let item: ContentItem | undefined;
-    try {
-      item = await client.storage.findVolume(node, id, { logger: ctx.log });
-    } catch (e) {
-      // The storage itself was removed: so was the volume.
-      if (!(e instanceof PveNotFoundError)) throw e;
-    }
+    const item = await findVolumeOrGone(client, node, id, ctx);
     if (!item) {
       ctx.log.info({ volid: id }, "template volume is gone");
       return { id: "", props: {} };
@@ -417,12 +422,7 @@ async function destroy(id: string, props: Record<string, unknown>): Promise<void
     const client = ctx.client();
     const node = props.node as string;
     const secs = (props.timeouts as { delete?: number } | undefined)?.delete ?? DEFAULT_TIMEOUTS_S.delete;
-    let item: ContentItem | undefined;
-    try {
-      item = await client.storage.findVolume(node, id, { logger: ctx.log });
-    } catch (e) {
-      if (!(e instanceof PveNotFoundError)) throw e;
-    }
+    const item = await findVolumeOrGone(client, node, id, ctx);
     if (!item) {
       ctx.log.info({ volid: id }, "template volume already gone");
       return;
