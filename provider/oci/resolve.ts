@@ -197,6 +197,16 @@ async function resolveLayout(
   };
 }
 
+/** A read stream on a local archive, or NOT_FOUND naming the source when it cannot be read. */
+async function openArchive(file: string, what: string): Promise<fs.ReadStream> {
+  try {
+    await fs.promises.access(file);
+    return fs.createReadStream(file, { highWaterMark: 1 << 18 });
+  } catch (err) {
+    throw new OciError("NOT_FOUND", `${what}: cannot read '${file}': ${(err as Error).message}`);
+  }
+}
+
 /**
  * Streams an oci-archive once: blobs go into the cache (verified; already cached ones are
  * skipped), index.json is kept. The archive is never unpacked elsewhere.
@@ -204,13 +214,7 @@ async function resolveLayout(
 async function importOciArchive(file: string, cache: BlobCache, what: string): Promise<{ indexBytes: Buffer }> {
   let indexBytes: Buffer | undefined;
   let sawLayout = false;
-  let input: fs.ReadStream;
-  try {
-    await fs.promises.access(file);
-    input = fs.createReadStream(file, { highWaterMark: 1 << 18 });
-  } catch (err) {
-    throw new OciError("NOT_FOUND", `${what}: cannot read '${file}': ${(err as Error).message}`);
-  }
+  const input = await openArchive(file, what);
   for await (const e of readTar(input)) {
     const name = e.header.name.replace(/^\.?\//, "");
     if (e.header.type !== "file") continue;
@@ -273,13 +277,7 @@ async function writeBlob(body: AsyncIterable<Buffer>, digest: string | undefined
 async function resolveDockerArchive(file: string, refWanted: string | undefined, platform: Platform, cache: BlobCache, what: string): Promise<ResolvedImage> {
   const files = new Map<string, { digest: string; size: number }>();
   let manifestJson: Buffer | undefined;
-  let input: fs.ReadStream;
-  try {
-    await fs.promises.access(file);
-    input = fs.createReadStream(file, { highWaterMark: 1 << 18 });
-  } catch (err) {
-    throw new OciError("NOT_FOUND", `${what}: cannot read '${file}': ${(err as Error).message}`);
-  }
+  const input = await openArchive(file, what);
   for await (const e of readTar(input)) {
     if (e.header.type !== "file") continue;
     const name = e.header.name.replace(/^\.?\//, "");
