@@ -253,6 +253,30 @@ describe("Container addresses: waiting (in process, against the sandbox)", funct
     expect(r.text).to.equal("");
   });
 
+  it("a migration of a CT without a lease waits at most waitForIp.timeout, as a create does", async () => {
+    const r = await create(base({ bridge: "vmbr1", ip: "dhcp" }, { waitForIp: { timeout: 1 } }));
+    expect(r.error).to.equal(undefined);
+    const moved = await handler.check!({}, base({ bridge: "vmbr1", ip: "dhcp" }, { node: "pve2", waitForIp: { timeout: 1 }, timeouts: { start: 120 } }));
+    const d = await handler.diff!(r.id!, r.outs!, moved.inputs);
+    expect(d.replaces ?? []).to.deep.equal([]);
+    const run = await stderrOf(() => handler.update!(r.id!, r.outs!, moved.inputs));
+    expect(run.error).to.equal(undefined);
+    const outs = run.result!.outs as Record<string, any>;
+    expect(outs.node).to.equal("pve2");
+    expect(outs.ipv4).to.deep.equal({});
+    expect(run.ms).to.be.below(8000);
+    expect(run.text).to.include("warning: no address on eth0 (IPv4, dhcp) after 1 s");
+  });
+
+  it("check() names the field of a bad waitForIp", async () => {
+    const bad = await handler.check!({}, base({ bridge: "vmbr0", ip: "dhcp" }, { waitForIp: { timeout: -1, ipv4: "yes" } }));
+    expect((bad.failures ?? []).map((f) => f.property)).to.deep.equal(["waitForIp", "waitForIp"]);
+    const reasons = (bad.failures ?? []).map((f) => f.reason).join("\n");
+    expect(reasons).to.include("waitForIp.timeout").and.include("waitForIp.ipv4");
+    const unknown = await handler.check!({}, base({ bridge: "vmbr0", ip: "dhcp" }, { waitForIp: { ipv5: true } }));
+    expect((unknown.failures ?? []).map((f) => f.reason).join(" ")).to.include("waitForIp").and.include("ipv5");
+  });
+
   it("the sandbox saw no schema violations", async () => {
     expect((await sb.admin.counters()).violations).to.deep.equal([]);
   });
