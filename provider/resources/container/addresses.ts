@@ -6,7 +6,7 @@
  *   last address of each family, and the kernel lists link-local last, so on a real host
  *   `inet6` is the fe80:: address and a global IPv6 address was never seen.
  * - Link-local, loopback and multicast addresses are left out: nobody reaches the CT there.
- * - Only create, adopt and an update that (re)started the CT or changed its networks wait,
+ * - Only a create, and an update or adoption that (re)started the CT or changed its networks, wait,
  *   bounded by `waitForIp.timeout` (default 30 s); refresh and diff report what the CT has
  *   now. A wait that runs out is a warning naming the interface and the likely causes, or
  *   an error with `waitForIp.required: true` (field report: three ~2-minute waits per run,
@@ -125,9 +125,9 @@ export function missingAddresses(awaited: AwaitedAddress[], have: Addresses): Aw
 }
 
 /**
- * Whether an operation waits for addresses: `true` (create, adopt), `false` (refresh), or a
- * time: only if the CT was (re)started since then (an update that migrated, rebooted for
- * pending changes, stopped for a volume move or started it). `uptimeS` is whole seconds.
+ * Whether an operation waits for addresses: `true` (create), `false` (refresh), or a time
+ * (update, adopt): only if the CT was (re)started since then — it migrated, rebooted for
+ * pending changes, was stopped for a volume move, or started. `uptimeS` is whole seconds.
  */
 export function waitsNow(wait: boolean | number, running: boolean, uptimeS: number | undefined): boolean {
   if (!running || wait === false) return false;
@@ -135,7 +135,7 @@ export function waitsNow(wait: boolean | number, running: boolean, uptimeS: numb
   return uptimeS !== undefined && uptimeS * 1000 <= Date.now() - wait;
 }
 
-/** One read of the CT's addresses now (refresh, diff, and every poll of a wait). */
+/** One read of the CT's addresses now (refresh, and every poll of a wait). */
 export async function currentAddresses(client: PveClient, node: string, vmid: number, a: Pick<ContainerArgs, "networks">, running: boolean): Promise<Addresses> {
   if (!running) return emptyAddresses();
   return withStatic(addressesOf(await client.lxc.interfaces(node, vmid)), a.networks);
