@@ -18,7 +18,7 @@ import type { Core } from "./core";
 import { Faults } from "./faults";
 import { FlockManager } from "./locks";
 import { Store } from "./state";
-import { StorageModel } from "./model/storage/storages";
+import { StorageModel, STORAGES, defineStorage, type StorageSpec } from "./model/storage/storages";
 import { TaskManager } from "./tasks";
 import { loadOrCreateTls } from "./tls";
 import { createRequestHandler } from "./http/server";
@@ -37,6 +37,11 @@ export interface SandboxOptions {
   host?: string;
   stateDir?: string;
   nodes?: string[];
+  /**
+   * The storages every node has (`--storage NAME:TYPE[:CONTENT,…]`); replaces the default set
+   * (`local` dir, `local-lvm` lvmthin, `local-zfs` zfspool, `shared-nfs` nfs) when given.
+   */
+  storages?: StorageSpec[];
   pveVersion?: "9.1" | "8.4";
   /** Default duration of simulated task work (tests use ~0-50). */
   taskDurationMs?: number;
@@ -77,9 +82,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   if (stateDir) fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const dataDir = stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "pve-sandbox-"));
   const store = new Store(dataDir, !!stateDir);
-  const st = store.state as typeof store.state & { nodes?: string[]; pveVersion?: string };
+  const st = store.state as typeof store.state & { nodes?: string[]; pveVersion?: string; storages?: StorageSpec[] };
   const nodes = opts.nodes ?? st.nodes ?? ["pve1"];
   st.nodes = nodes;
+  // A kept state dir keeps its storage layout unless one is given.
+  const storages = opts.storages ?? st.storages;
+  if (opts.storages) st.storages = opts.storages;
+  const storageDefs = storages ? storages.map(defineStorage) : STORAGES;
+  if (new Set(storageDefs.map((s) => s.storage)).size !== storageDefs.length) throw new Error("storages: each storage ID may be given once");
   const log = (opts.logger ?? getLogger()).child({ component: "sandbox" });
   const tls = await loadOrCreateTls(stateDir);
   const schema = loadSchema(version);
@@ -92,7 +102,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     version, fullVersion: FULL_VERSION[version], schema, nodes, store,
     auth: new Auth(store, opts.ticketLifetimeSec ?? 7200, version === "8.4"),
     tasks: undefined as unknown as TaskManager,
-    storage: new StorageModel(dataDir, nodes),
+    storage: new StorageModel(dataDir, nodes, storageDefs),
     faults: new Faults(),
     flock: new FlockManager((opts.lockTimeoutMs ?? 10000) / 10000),
     log, metrics: new MetricsRegistry(), dataDir, endpoint: "", fingerprint: tls.fingerprint, caCertPem: tls.cert,

@@ -259,7 +259,7 @@ export function registerLifecycle(core: Core): void {
           ctx.log(`Removed volume '${vol}'`);
         }
         if (bool(req.params["destroy-unreferenced-disks"])) {
-          for (const s of ["local-lvm", "local-zfs", "shared-nfs"]) {
+          for (const { storage: s } of core.storage.defs) {
             for (const v of core.storage.listImages(node, s)) {
               if (v.owner === vmid) {
                 core.storage.freeVolume(node, v.volid);

@@ -9,7 +9,7 @@ import type { ApiRequest, Core } from "../../core";
 import { bool, int, route } from "../../core";
 import { ApiError, fail, paramError } from "../../http/errors";
 import { checkNode } from "../cluster";
-import { STORAGES, VZTMPL_EXT, ISO_EXT, IMPORT_EXT, normalizeFilename, templateFormat, type StorageDef } from "./storages";
+import { storagePath, VZTMPL_EXT, ISO_EXT, IMPORT_EXT, normalizeFilename, templateFormat, type StorageDef } from "./storages";
 import { downloadFile, fileChecksum } from "./download";
 import { aplinfoRecords } from "./appliances";
 
@@ -20,7 +20,7 @@ const extOk = (core: Core, content: string, filename: string) =>
 
 /** Where PVE would keep the file, for log lines and messages. */
 function shownPath(def: StorageDef, content: string, file: string): string {
-  const base = def.type === "nfs" ? `/mnt/pve/${def.storage}` : "/var/lib/vz";
+  const base = storagePath(def) ?? "/var/lib/vz";
   const sub = content === "vztmpl" ? "template/cache" : content === "iso" ? "template/iso" : content;
   return `${base}/${sub}/${file}`;
 }
@@ -45,7 +45,7 @@ export function registerStorage(core: Core): void {
   route(core, "GET", "/nodes/{node}/storage", (req) => {
     checkNode(core, req.params.node);
     const p = req.params;
-    return STORAGES.filter((s) => core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.Audit") || core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.AllocateSpace"))
+    return core.storage.defs.filter((s) => core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.Audit") || core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.AllocateSpace"))
       .filter((s) => !p.content || splitContent(p.content).every((c) => s.content.includes(c)))
       .filter((s) => !p.storage || s.storage === p.storage)
       .filter((s) => !p.target || (s.shared && core.nodes.includes(p.target)))
