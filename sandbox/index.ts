@@ -26,6 +26,7 @@ import { adminOps, type SandboxAdmin } from "./admin";
 import { registerRoutes } from "./routes";
 import { ensureAppliances } from "./model/storage/appliances";
 import { writeFileAtomic } from "./persist";
+import { setHaDelay, stopHa } from "./model/lxc/ha";
 
 export type { SandboxAdmin, SandboxCounters, AclSpec } from "./admin";
 export type { FaultSpec, FaultAction } from "./faults";
@@ -49,6 +50,8 @@ export interface SandboxOptions {
   ticketLifetimeSec?: number;
   /** PVE delays every 401 by ~3 s; default 3000 for the CLI, tests pass 0. */
   authFailureDelayMs?: number;
+  /** How long the simulated HA manager takes to act on a queued hastart/hastop/hamigrate (default 2000). */
+  haDelayMs?: number;
   /** Config flock wait (PVE: 10 s); tests shorten it to exercise the timeout text. */
   lockTimeoutMs?: number;
   /** Write the connection JSON here once listening. */
@@ -74,7 +77,8 @@ export interface SandboxHandle {
   stop(): Promise<void>;
 }
 
-const FULL_VERSION = { "9.1": "9.1.5", "8.4": "8.4.14" } as const;
+/** 8.4: what the recorded genuine node answered (../shared/pve-api/transcripts). */
+const FULL_VERSION = { "9.1": "9.1.5", "8.4": "8.4.21" } as const;
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHandle> {
   const version = opts.pveVersion ?? "9.1";
@@ -100,7 +104,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   // Running CTs survive a sandbox restart (the "cluster" did not reboot), tasks do not.
   const core: Core = {
     version, fullVersion: FULL_VERSION[version], schema, nodes, store,
-    auth: new Auth(store, opts.ticketLifetimeSec ?? 7200, version === "8.4"),
+    auth: new Auth(store, opts.ticketLifetimeSec ?? 7200),
     tasks: undefined as unknown as TaskManager,
     storage: new StorageModel(dataDir, nodes, storageDefs),
     faults: new Faults(),
@@ -113,6 +117,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   };
   core.tasks = new TaskManager(store, opts.taskDurationMs ?? 1000, () => store.save());
   store.save();
+  setHaDelay(core, opts.haDelayMs ?? 2000);
   registerRoutes(core);
 
   const tlsServer = https.createServer({ key: tls.key, cert: tls.cert }, createRequestHandler(core));
@@ -152,6 +157,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
       });
       await Promise.race([core.tasks.drain(), new Promise((r) => setTimeout(r, 2000))]);
       for (const t of core.heldLocks.values()) clearTimeout(t);
+      stopHa(core);
       store.save();
       if (!stateDir) fs.rmSync(dataDir, { recursive: true, force: true });
       log.info({ endpoint: core.endpoint }, "sandbox stopped");

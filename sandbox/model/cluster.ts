@@ -7,6 +7,7 @@ import { parseUpid } from "../../provider/proxmox/upid";
 import { route, bool, int, RawReply, type Core, type ApiRequest } from "../core";
 import { ApiError, fail, paramError } from "../http/errors";
 import { ctStatus, ctOnNode } from "./lxc/status";
+import { haStatus } from "./lxc/ha";
 import { storagePath, type StorageDef } from "./storage/storages";
 
 export function checkNode(core: Core, node: string): void {
@@ -19,7 +20,7 @@ export function registerCluster(core: Core): void {
   route(core, "GET", "/version", () => ({
     version: core.fullVersion,
     release: core.version,
-    repoid: core.version === "9.1" ? "f4d3f125a3b1c0de" : "2a5fa54a8503f96d",
+    repoid: core.version === "9.1" ? "f4d3f125a3b1c0de" : "2606ac85",
   }));
 
   route(core, "POST", "/access/ticket", (req) => login(core, req));
@@ -100,6 +101,8 @@ export function registerCluster(core: Core): void {
         if (s.tags) item.tags = s.tags;
         const pool = Object.entries(core.store.state.pools).find(([, p]) => p.vms.includes(Number(vmid)));
         if (pool) item.pool = pool[0];
+        const ha = haStatus(core, Number(vmid));
+        if (ha.managed) item.hastate = ha.state;
         out.push(item);
       }
     }
