@@ -117,11 +117,13 @@ describe("sandbox: PVE 8.4 mode", function () {
     expect((await env.sb.admin.counters()).violationCount).to.equal(2);
   });
 
-  it("uses the pre-9.1.5 401 texts", async () => {
+  // Changed to the recorded PVE 8.4.21 answer (transcript `wrong token (401)`): 8.4 mode
+  // used to send the older raw text `invalid token value!`.
+  it("answers a bad token with 401 `Authentication failed!` as PVE 8.4.21 does", async () => {
     const { request } = await import("./helpers");
     const bad = await request(env.sb, "GET", "/version", { auth: { token: "root@pam!sandbox=nope" } });
     expect(bad.status).to.equal(401);
-    expect(bad.reason).to.equal("invalid token value!");
+    expect(bad.reason).to.equal("Authentication failed!");
   });
 });
 

@@ -65,7 +65,10 @@ export function ctStatus(core: Core, vmid: number, rec: CtRecord): Record<string
   if (k.template === "1") s.template = 1;
   if (running) {
     s.pid = rec.running!.pid;
-    s.pressurecpusome = 0; s.pressurecpufull = 0; s.pressureiosome = 0; s.pressureiofull = 0; s.pressurememorysome = 0; s.pressurememoryfull = 0;
+    // PSI figures are a PVE 9 addition; 8.4.21 sends none (recorded status/current, lxc list).
+    if (core.version === "9.1") {
+      s.pressurecpusome = 0; s.pressurecpufull = 0; s.pressureiosome = 0; s.pressureiofull = 0; s.pressurememorysome = 0; s.pressurememoryfull = 0;
+    }
   }
   return s;
 }

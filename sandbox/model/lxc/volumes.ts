@@ -4,7 +4,7 @@
  */
 import type { ApiRequest, Core } from "../../core";
 import { bool, route } from "../../core";
-import { fail, paramError } from "../../http/errors";
+import { ApiError, fail, paramError } from "../../http/errors";
 import { formatSize } from "../../../provider/proxmox/formats";
 import { digestOf, isUnusedKey, parseKey, printKey } from "./config";
 import { volOf } from "./apply";
@@ -33,7 +33,8 @@ export function registerVolumes(core: Core): void {
       checkLock(ct.conf);
       if (req.params.digest && req.params.digest !== digestOf(ct.rec.conf)) throw fail("detected modified configuration - file changed by other user? Try again.");
       const value = ct.conf.keys[disk];
-      if (!value) throw fail(`disk '${disk}' does not exist`);
+      // PVE parses the absent value as an empty property string: its required keys are missing.
+      if (!value) throw new ApiError(500, "format error", { mp: "property is missing and it is not optional", volume: "property is missing and it is not optional" });
       const mp = parseKey(disk, value, core.version);
       const volid = mp.volume;
       if (volid.startsWith("/")) throw fail(`Could not determine current size of volume '${volid}'`);

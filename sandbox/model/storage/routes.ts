@@ -134,13 +134,16 @@ export function registerStorage(core: Core): void {
       node, type: "imgdel", id: pv.owner !== undefined ? `${pv.owner}@${def.storage}` : def.storage, who: req.id,
       worker: async (ctx) => {
         await ctx.work();
+        // A file that is already gone: the directory-like plugins' `free_image` warns and
+        // carries on (task OK, as recorded from PVE 8.4); block storages fail to remove it.
         if (pv.vtype === "images") {
-          if (!core.storage.volumeExists(node, volid)) throw new Error(`volume '${volid}' does not exist`);
-          core.storage.freeVolume(node, volid);
+          if (core.storage.volumeExists(node, volid)) core.storage.freeVolume(node, volid);
+          else if (!def.pathBased) throw new Error(`volume '${volid}' does not exist`);
+          else if (!pv.volname.endsWith(".subvol")) ctx.log(`disk image '${storagePath(def) ?? "/var/lib/vz"}/images/${pv.volname}' does not exist`);
         } else {
           const f = core.storage.filePath(node, pv);
-          if (!fs.existsSync(f)) throw new Error(`unlink '${shownPath(def, pv.vtype, path.basename(f))}' failed - No such file or directory`);
-          fs.rmSync(f);
+          if (fs.existsSync(f)) fs.rmSync(f);
+          else ctx.log(`disk image '${shownPath(def, pv.vtype, path.basename(f))}' does not exist`);
         }
         ctx.log(`Removed volume '${volid}'`);
       },
