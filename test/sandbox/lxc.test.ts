@@ -248,7 +248,10 @@ describe("sandbox: LXC lifecycle (§4)", function () {
     const ifs = (await env.api("GET", "/nodes/pve1/lxc/103/interfaces")).json.data;
     expect(ifs.map((i: any) => i.name)).to.deep.equal(["lo", "eth0", "eth1"]);
     expect(ifs[1].inet).to.equal("10.100.0.103/16");
-    expect(ifs[1].inet6).to.match(/^fd00:10::/);
+    // PVE's get_interfaces keeps the LAST address of each family in kernel order, so `inet6` is
+    // the link-local one and the SLAAC address is only in ip-addresses (was: inet6 = SLAAC here).
+    expect(ifs[1].inet6).to.match(/^fe80::/);
+    expect(ifs[1]["ip-addresses"].map((a: any) => a["ip-address"])).to.satisfy((l: string[]) => l.some((x) => x.startsWith("fd00:10::")));
     expect(ifs[2].inet).to.equal("192.168.5.9/24");
     const again = (await env.api("GET", "/nodes/pve1/lxc/103/interfaces")).json.data;
     expect(again).to.deep.equal(ifs);
