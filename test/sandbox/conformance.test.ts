@@ -174,7 +174,10 @@ describe("sandbox conformance with a recorded Proxmox VE 8.4 (transcript replay)
 
   before(async () => {
     const sb = await startSandbox({
-      port: 0, authFailureDelayMs: 0, taskDurationMs: 1, pveVersion: "8.4", nodes: [NODE],
+      port: 0, authFailureDelayMs: 0,
+      // Long enough that a read right after a call that forks a worker (POST …/template) comes
+      // before the worker is done, as on the recording host; short enough for a quick replay.
+      taskDurationMs: 20, pveVersion: "8.4", nodes: [NODE],
       storages: [{ storage: "local", type: "dir" }, { storage: "tank", type: "btrfs" }],
     });
     r = { sb, tokens: {}, upids: new Map(), subs: new Map(), uploads: new Map() };

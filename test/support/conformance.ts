@@ -45,7 +45,8 @@ export function loadTranscript(file: string): Exchange[] {
 const STRING_RULES: Array<[RegExp, string]> = [
   [/UPID:[^:\s]+:[0-9A-F]{8}:[0-9A-F]{8,}:[0-9A-F]{8}:[^:\s]*:[^:\s]*:[^:\s]+:/g, "<upid>"],
   [/\b[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\b/gi, "<uuid>"],
-  [/\b(?:[0-9A-F]{2}:){5}[0-9A-F]{2}\b/gi, "<mac>"],
+  // exactly six octets: not a piece of a longer colon-separated fingerprint
+  [/(?<![0-9A-F]:?)(?:[0-9A-F]{2}:){5}[0-9A-F]{2}(?!:?[0-9A-F])/gi, "<mac>"],
   [/\/dev\/loop\d+/g, "/dev/loop<N>"],
   [/pveupload-[0-9a-zA-Z_.-]+?(?=\s|$|')/g, "pveupload-<tmp>"],
   // tar's throughput is timing: `Total bytes read: 2140160 (2.1MiB, 33MiB/s)`
@@ -74,9 +75,10 @@ function sortKey(v: unknown): string {
  * Perl hash in PVE (every GET list except task lists and task logs), so their order is not
  * part of the behaviour.
  */
-export function normalise(value: unknown, sortLists: boolean, key = ""): unknown {
+export function normalise(value: unknown, sortLists: boolean): unknown {
   if (typeof value === "string") {
-    if (key === "digest" && /^[0-9a-f]{40,64}$/.test(value)) return "<digest>";
+    // a config digest (SHA-1), also as the `value` of the pending list's `digest` row
+    if (/^[0-9a-f]{40}$/.test(value)) return "<digest>";
     return normaliseString(value);
   }
   if (Array.isArray(value)) {
@@ -85,7 +87,7 @@ export function normalise(value: unknown, sortLists: boolean, key = ""): unknown
   }
   if (value && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = normalise(v, sortLists, k);
+    for (const [k, v] of Object.entries(value)) out[k] = normalise(v, sortLists);
     return out;
   }
   return value;
@@ -150,13 +152,26 @@ export function artifactRules(note: string | undefined): { skipLogTail: boolean;
   };
 }
 
-/** Set every value under one of `keys` to a marker on both sides (the key itself still counts). */
+/**
+ * Keys PVE derives from an ignored one and sends only when it has content: `interfaces` adds
+ * `inet`/`inet6` (the last address of each family) only for an interface with addresses.
+ */
+const DERIVED: Record<string, string[]> = { "ip-addresses": ["inet", "inet6"] };
+
+/**
+ * Set every value under one of `keys` to a marker on both sides (the key itself still counts)
+ * and drop the keys derived from it.
+ */
 export function blank(value: unknown, keys: string[]): unknown {
   if (!keys.length) return value;
+  const dropped = keys.flatMap((k) => DERIVED[k] ?? []);
   if (Array.isArray(value)) return value.map((v) => blank(v, keys));
   if (value && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = keys.includes(k) ? "<not compared>" : blank(v, keys);
+    for (const [k, v] of Object.entries(value)) {
+      if (dropped.includes(k)) continue;
+      out[k] = keys.includes(k) ? "<not compared>" : blank(v, keys);
+    }
     return out;
   }
   return value;

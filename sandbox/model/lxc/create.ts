@@ -13,6 +13,7 @@ import { allocateIfNew, checkKeyPerms, normaliseValue } from "./apply";
 import { ctOnNode } from "./status";
 import { startCt } from "./lifecycle";
 import { checkNode } from "../cluster";
+import { archLines, inspectTemplate, mkfsLines, tarTotalsLine } from "./extract";
 import { isOciArchive, readOciImage, shellJoin } from "../storage/ociArchive";
 import { addHaResource } from "./ha";
 import { archFromFilename, detectOstypeOfTemplate, ostypeFromFilename, ostypeFromId } from "./ostype";
@@ -111,7 +112,8 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
             values[k] = allocateIfNew(core, node, vmid, k, values[k], storage, allocated);
           }
         }
-        for (const v of allocated) ctx.log(`allocated volume '${v}'`);
+        // format_disk: mkfs.ext4 on every new raw image (subvolumes need none).
+        for (const v of allocated) if (core.storage.volumeFormat(v) === "raw") for (const l of mkfsLines(core.storage.readVolume(node, v)?.size ?? 0)) ctx.log(l);
         const conf = emptyConf();
         const oci = core.version === "9.1" && (await isOciArchive(tmplFile));
         let ostype: string | undefined = values.ostype;
@@ -146,7 +148,13 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
           }
         } else {
           ctx.log(`extracting archive '${tmpl.startsWith("/") ? tmpl : `/var/lib/vz/template/cache/${tmpl.replace(/^.*\//, "")}`}'`);
-          ctx.log("Total bytes read: 10240 (10KiB, 10KiB/s)");
+          const x = inspectTemplate(tmplFile) ?? { bytes: fs.statSync(tmplFile).size, archError: "open '/bin/sh' failed: No such file or directory" };
+          ctx.log(tarTotalsLine(x.bytes, 80));
+          // detect_architecture (from /bin/sh's ELF header) only when the request set no arch.
+          if (!values.arch) {
+            for (const l of archLines(x)) ctx.log(l);
+            values.arch = x.arch ?? "amd64";
+          }
           // PVE::LXC::Setup->new after the extraction: OS type from the template's files.
           if (!ostype) {
             const det = detectOstypeOfTemplate(tmplFile);

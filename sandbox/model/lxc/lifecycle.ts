@@ -51,6 +51,8 @@ export function startCt(core: Core, ct: LoadedCt, who: Identity, skiplock = fals
       applyAllPending(core, c);
       c.rec.running = { since: Date.now(), pid: pidSeq++ };
       saveCt(core, c);
+      // Every start the 8.4 node recorded logs this before TASK OK (../shared/pve-api/transcripts).
+      if (core.version === "8.4") ctx.log("failed to connect to monitor socket: Connection refused");
     }),
   });
 }

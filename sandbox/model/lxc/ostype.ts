@@ -35,7 +35,8 @@ export function archFromFilename(name: string): string | undefined {
   return m ? m[1] : undefined;
 }
 
-function decompress(file: string): Buffer | undefined {
+/** The template's tar stream (undefined when it cannot be read). */
+export function decompress(file: string): Buffer | undefined {
   try {
     const data = fs.readFileSync(file);
     if (/\.tar$/i.test(file)) return data;

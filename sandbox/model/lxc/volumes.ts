@@ -10,6 +10,7 @@ import { digestOf, isUnusedKey, parseKey, printKey } from "./config";
 import { volOf } from "./apply";
 import { checkLock, ctOnNode, saveCt, type LoadedCt } from "./status";
 import { checkNode } from "../cluster";
+import { copyNoiseLines, mkfsLines } from "./extract";
 
 const ctPath = "/nodes/{node}/lxc/{vmid}";
 
@@ -118,6 +119,9 @@ function moveToStorage(core: Core, req: ApiRequest, ct0: LoadedCt, key: string):
           await ctx.work();
           const newVol = core.storage.copyVolume(node, src, node, target, vmid);
           ctx.log(`moving volume '${src}' to '${newVol}'`);
+          // copy_volume: mkfs on a new raw image, then the copy (with the recorded node's noise).
+          if (core.storage.volumeFormat(newVol) === "raw") for (const l of mkfsLines(core.storage.readVolume(node, newVol)?.size ?? 0)) ctx.log(l);
+          for (const l of copyNoiseLines(core.version)) ctx.log(l);
           await core.flock.with(vmid, () => {
             const c = ctOnNode(core, node, vmid);
             const d = parseKey(key, c.conf.keys[key], core.version);

@@ -25,6 +25,15 @@ function shownPath(def: StorageDef, content: string, file: string): string {
   return `${base}/${sub}/${file}`;
 }
 
+/**
+ * `file_size_info` of a plain file (Plugin.pm): `qemu-img info` sees any non-image file as
+ * `raw` whose virtual size is rounded up to whole 512-byte sectors; `used` is the allocated
+ * size (whole 4 KiB blocks). A template's attributes therefore say raw, not tgz.
+ */
+function fileSizeInfo(bytes: number): { format: string; size: number; used: number } {
+  return { format: "raw", size: Math.ceil(bytes / 512) * 512, used: Math.ceil(bytes / 4096) * 4096 };
+}
+
 function storageOf(core: Core, req: ApiRequest): StorageDef {
   checkNode(core, req.params.node);
   const def = core.storage.def(req.params.storage);
@@ -121,7 +130,7 @@ export function registerStorage(core: Core): void {
     }
     const f = core.storage.filePath(req.params.node, pv);
     if (!fs.existsSync(f)) throw fail(`no such volume '${volid}'`);
-    return { path: shownPath(def, pv.vtype, path.basename(f)), size: fs.statSync(f).size, used: fs.statSync(f).size, format: pv.vtype === "vztmpl" ? templateFormat(f) : pv.vtype };
+    return { path: shownPath(def, pv.vtype, path.basename(f)), ...fileSizeInfo(fs.statSync(f).size) };
   });
 
   route(core, "DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", async (req) => {
@@ -178,11 +187,14 @@ export function registerStorage(core: Core): void {
     const dest = path.join(core.storage.contentDir(node, def.storage, content), filename);
     const checksum = req.params.checksum as string | undefined;
     const algorithm = req.params["checksum-algorithm"] as string | undefined;
+    // Log lines name the file where PVE keeps it (`/var/tmp/pveupload-<hex>`), not the data dir.
+    const shownTmp = String(req.params.tmpfilename ?? `/var/tmp/${path.basename(tmp)}`);
+    const target = shownPath(def, content, filename);
     return core.tasks.start({
       node, type: "imgcopy", id: "", who: req.id,
       worker: async (ctx) => {
         try {
-          ctx.log(`starting file import from: ${owned}`);
+          ctx.log(`starting file import from: ${shownTmp}`);
           if (checksum && algorithm) {
             ctx.log("calculating checksum...");
             const got = await fileChecksum(owned, algorithm);
@@ -190,8 +202,10 @@ export function registerStorage(core: Core): void {
             ctx.log("checksum verified");
           }
           ctx.log(`target node: ${node}`);
-          ctx.log(`target file: ${shownPath(def, content, filename)}`);
+          ctx.log(`target file: ${target}`);
           ctx.log(`file size is: ${fs.statSync(owned).size}`);
+          // Storage.pm upload: a local target is copied with cp (a remote one with scp).
+          ctx.log(`command: cp -- ${shownTmp} ${target}`);
           await ctx.work();
           fs.mkdirSync(path.dirname(dest), { recursive: true });
           fs.copyFileSync(owned, dest);

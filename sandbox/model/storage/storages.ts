@@ -256,6 +256,12 @@ export class StorageModel {
     return volid;
   }
 
+  /** `subvol` (a directory: zfspool CT volumes, `STORAGE:0` subvolumes) or `raw` (an image to mkfs). */
+  volumeFormat(volid: string): "raw" | "subvol" {
+    const { volname } = this.parseVolid(volid);
+    return /(?:^|\/)(?:subvol|basevol)-\d+-disk-\d+(?:\.subvol)?$/.test(volname) ? "subvol" : "raw";
+  }
+
   /** Copy a volume's data to a (possibly other) node/storage under a new owner. */
   copyVolume(srcNode: string, volid: string, dstNode: string, dstStorage: string, vmid: number, keepSnapshots = false): string {
     const data = this.readVolume(srcNode, volid);
