@@ -245,6 +245,8 @@ export class Auth {
   createToken(userid: string, tokenid: string, opts: { privsep?: 0 | 1; expire?: number; comment?: string } = {}): { fullTokenid: string; value: string } {
     const user = this.store.state.users[userid];
     if (!user) throw new ApiError(500, `no such user ('${userid}')`);
+    // `pve-tokenid` (also for admin-made tokens: a shorter name could never authenticate).
+    if (!/^[A-Za-z][A-Za-z0-9.\-_]+$/.test(tokenid)) throw paramError({ tokenid: "value does not match the regex pattern" });
     if (user.tokens[tokenid]) throw paramError({ tokenid: "Token already exists." });
     const secret = crypto.randomUUID();
     registerSecret(secret);
