@@ -28,7 +28,8 @@ describe("sandbox: PVE behaviour beyond the recording", function () {
   describe("HA-managed CTs (Status.pm, LXC.pm migrate_vm/destroy_vm, pve-ha-manager)", function () {
     let env: Env;
     before(async () => {
-      env = await startEnv({ nodes: ["pve1", "pve2"], haDelayMs: 300 });
+      // Long enough that "still stopped right after the hastart ended" holds on a loaded machine.
+      env = await startEnv({ nodes: ["pve1", "pve2"], haDelayMs: 800 });
       await fetchTemplate(env);
     });
     after(async () => env.sb.stop());
