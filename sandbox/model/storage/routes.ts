@@ -100,8 +100,8 @@ export function registerStorage(core: Core): void {
         for (const v of core.storage.listImages(node, def.storage)) {
           if (vmid !== undefined && v.owner !== vmid) continue;
           if (want === "images") continue;
-          const format = def.type === "zfspool" ? "subvol" : "raw";
-          items.push({ volid: v.volid, format, size: v.data.size, used: Math.floor(v.data.size * 0.1), vmid: v.owner, ctime: v.data.ctime, content: "rootdir", ...(v.data.base ? { parent: v.data.base } : {}) });
+          const { format, size, used } = core.storage.imageAttributes(node, v.volid)!;
+          items.push({ volid: v.volid, format, size, used, vmid: v.owner, ctime: v.data.ctime, content: "rootdir", ...(v.data.base ? { parent: v.data.base } : {}) });
         }
       }
     }
@@ -124,9 +124,9 @@ export function registerStorage(core: Core): void {
     const volid = volidOf(core, req);
     const pv = core.storage.parseVolid(volid);
     if (pv.vtype === "images") {
-      const d = core.storage.readVolume(req.params.node, volid);
-      if (!d) throw fail(`no such volume '${volid}'`);
-      return { path: `/dev/pve/${pv.volname}`, size: d.size, used: Math.floor(d.size * 0.1), format: def.type === "zfspool" ? "subvol" : "raw" };
+      const attrs = core.storage.imageAttributes(req.params.node, volid);
+      if (!attrs) throw fail(`no such volume '${volid}'`);
+      return attrs;
     }
     const f = core.storage.filePath(req.params.node, pv);
     if (!fs.existsSync(f)) throw fail(`no such volume '${volid}'`);

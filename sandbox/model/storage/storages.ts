@@ -262,6 +262,30 @@ export class StorageModel {
     return /(?:^|\/)(?:subvol|basevol)-\d+-disk-\d+(?:\.subvol)?$/.test(volname) ? "subvol" : "raw";
   }
 
+  /**
+   * `volume_size_info` and `path` of an image volume as each plugin reports them: a raw image's
+   * virtual size, a zfs subvolume's refquota, 0 for a directory subvolume (dir/btrfs `STORAGE:0`,
+   * Plugin.pm file_size_info of a directory); btrfs keeps a raw image as `<name>/disk.raw`
+   * inside its own subvolume, LVM volumes live under /dev/<vg>, zfs ones under /<pool>.
+   */
+  imageAttributes(node: string, volid: string): { path: string; format: "raw" | "subvol"; size: number; used: number } | undefined {
+    const data = this.readVolume(node, volid);
+    if (!data) return undefined;
+    const { storage, volname } = this.parseVolid(volid);
+    const def = this.mustDef(storage);
+    const format = this.volumeFormat(volid);
+    const leaf = volname.replace(/^.*\//, "");
+    const dirSubvol = def.pathBased && format === "subvol";
+    const size = dirSubvol ? 0 : data.size;
+    const used = dirSubvol ? 0 : Math.floor(data.size * 0.1);
+    let where: string;
+    if (def.type === "lvmthin") where = `/dev/pve/${leaf}`;
+    else if (def.type === "zfspool") where = `/rpool/data/${leaf}`;
+    else if (def.type === "btrfs" && format === "raw") where = `${storagePath(def)}/images/${volname.replace(/\.raw$/, "")}/disk.raw`;
+    else where = `${storagePath(def)}/images/${volname}`;
+    return { path: where, format, size, used };
+  }
+
   /** Copy a volume's data to a (possibly other) node/storage under a new owner. */
   copyVolume(srcNode: string, volid: string, dstNode: string, dstStorage: string, vmid: number, keepSnapshots = false): string {
     const data = this.readVolume(srcNode, volid);
