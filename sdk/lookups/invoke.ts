@@ -34,8 +34,10 @@ export interface LookupOutputOptions {
   dependsOn?: pulumi.Input<pulumi.Input<pulumi.Resource>[]> | pulumi.Input<pulumi.Resource>;
 }
 
-/** Turns plain Inputs types into the Output form's argument type. */
-export type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
+/** A field of the Output form's arguments: an Input, and for a list a list of Inputs too. */
+type InputField<V> = V extends (infer E)[] ? pulumi.Input<pulumi.Input<E>[]> : pulumi.Input<V>;
+/** The Output form's argument type for a Promise form's arguments. */
+export type Inputs<T> = { [K in keyof T]: InputField<T[K]> };
 
 export interface LookupDefinition<A, R> {
   /** The function name, used in error messages and logs (e.g. "getVolumes"). */
@@ -51,6 +53,7 @@ export async function runLookup<A, R>(def: LookupDefinition<A, R>, args: unknown
   const client = await lookupClient();
   const log = client.log.child({ lookup: def.name });
   const started = Date.now();
+  log.debug({ args: parsed }, "lookup started"); // arguments hold no secrets
   try {
     const result = await def.fetch(client.withLogger(log), parsed);
     log.debug({ durationMs: Date.now() - started }, "lookup finished");

@@ -110,6 +110,8 @@ describe("lookup functions (in process, against the sandbox)", function () {
     expect((await sdk.getContainers({ pool: "team-a" })).containers.map((c) => c.vmid)).to.deep.equal([ct1]);
     expect((await sdk.getContainers({ tags: ["WEB", "prod"] })).containers.map((c) => c.vmid)).to.deep.equal([ct1]);
     expect((await sdk.getContainers({ tags: ["web", "db"] })).containers).to.deep.equal([]);
+    const viaInputs = sdk.getContainersOutput({ tags: [pulumi.output("prod")], pool: Promise.resolve("team-a") });
+    expect((await settle(viaInputs)).value!.containers.map((c) => c.vmid)).to.deep.equal([ct1]);
   });
 
   it("getContainer: finds the node and reads config and status; a missing vmid is a ProxmoxLookupError", async () => {
