@@ -174,13 +174,14 @@ describe("sandbox conformance with a recorded Proxmox VE 8.4 (transcript replay)
 
   before(async () => {
     const sb = await startSandbox({
-      port: 0, authFailureDelayMs: 0,
-      // Long enough that a read right after a call that forks a worker (POST …/template) comes
-      // before the worker is done, as on the recording host; short enough for a quick replay.
-      taskDurationMs: 20, pveVersion: "8.4", nodes: [NODE],
+      port: 0, authFailureDelayMs: 0, taskDurationMs: 5, pveVersion: "8.4", nodes: [NODE],
       storages: [{ storage: "local", type: "dir" }, { storage: "tank", type: "btrfs" }],
     });
     r = { sb, tokens: {}, upids: new Map(), subs: new Map(), uploads: new Map() };
+    // POST …/template forks a worker that holds the config lock while it converts; the
+    // recording read the config before it was done (and the next PUT waited for the lock).
+    // A conversion that takes 1.5 s reproduces that order however loaded the machine is.
+    await sb.admin.setTaskDuration({ vztemplate: 1500 });
     // The recording's client: a root@pam token without privilege separation named `e2e`.
     const tok = await request(sb, "POST", "/access/users/root@pam/token/e2e", { auth: { token: sb.apiToken }, form: { privsep: 0 } });
     expect(tok.status, tok.text).to.equal(200);
