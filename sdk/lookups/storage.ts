@@ -89,8 +89,13 @@ export interface ProxmoxVolume {
 }
 
 export interface GetVolumesResult {
-  /** Newest first (by `ctime`, then by volid in reverse order, so of two versions uploaded together the higher name comes first). */
+  /** Newest first: by `ctime`, then by volid in reverse natural order (of two uploaded in the same second, debian-12 before debian-9). */
   volumes: ProxmoxVolume[];
+}
+
+/** By `ctime` descending, then by volid in reverse natural order (debian-12 before debian-9). */
+export function newestFirst<V extends { volid: string; ctime?: number }>(volumes: V[]): V[] {
+  return [...volumes].sort((a, b) => (b.ctime ?? 0) - (a.ctime ?? 0) || b.volid.localeCompare(a.volid, "en", { numeric: true }));
 }
 
 function regex(value: string | undefined): RegExp | undefined {
@@ -129,8 +134,7 @@ const volumesDefinition: LookupDefinition<GetVolumesArgs, GetVolumesResult> = {
         }),
       )
       .filter((v) => !match || match.test(v.fileName));
-    volumes.sort((a, b) => (b.ctime ?? 0) - (a.ctime ?? 0) || (a.volid < b.volid ? 1 : a.volid > b.volid ? -1 : 0));
-    return { volumes };
+    return { volumes: newestFirst(volumes) };
   },
 };
 

@@ -18,6 +18,7 @@ import { flushLogs } from "../../provider/logging";
 import { InputError } from "../../provider/resources/validation";
 import { ensureTemplate, OSTEMPLATE, sandbox, tokenClient, ctConfig } from "../proxmox/support/sandbox";
 import * as sdk from "../../sdk";
+import { newestFirst } from "../../sdk/lookups/storage";
 
 const CONTENT = "GET /nodes/{node}/storage/{storage}/content";
 
@@ -100,6 +101,12 @@ describe("lookup functions (in process, against the sandbox)", function () {
     const disks = await sdk.getVolumes({ node: "pve1", storage: "local-lvm" });
     expect(disks.volumes.map((v) => v.vmid)).to.include(ct1);
     expect(disks.volumes.find((v) => v.vmid === ct1)!.fileName).to.equal(`vm-${ct1}-disk-0`);
+  });
+
+  it("orders volumes by ctime, then by version in the name (same second)", () => {
+    const v = (volid: string, ctime?: number) => ({ volid, ctime });
+    const sorted = newestFirst([v("l:vztmpl/debian-9-a", 5), v("l:vztmpl/debian-12-a", 5), v("l:vztmpl/alpine", 7), v("l:vztmpl/old")]);
+    expect(sorted.map((x) => x.volid)).to.deep.equal(["l:vztmpl/alpine", "l:vztmpl/debian-12-a", "l:vztmpl/debian-9-a", "l:vztmpl/old"]);
   });
 
   it("getContainers: cluster-wide, filtered by node, pool and tags (any case)", async () => {
