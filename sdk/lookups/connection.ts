@@ -23,18 +23,24 @@ function readConfig(): ProviderConfig {
   return cfg;
 }
 
-let cached: { key: string; client: PveClient } | undefined;
+let cached: { key: string; client: Promise<PveClient> } | undefined;
 let loggingFrom: string | undefined;
 
 /**
  * The client for the current configuration. The cache key holds the config and the
- * PROXMOX_VE_* variables (parseSettings falls back to them); it lives only in memory.
+ * PROXMOX_VE_* variables (parseSettings falls back to them); it lives only in memory. The
+ * promise is cached, so lookups started together share one client.
  */
-export async function lookupClient(): Promise<PveClient> {
+export function lookupClient(): Promise<PveClient> {
   const cfg = readConfig();
   const env = Object.entries(process.env).filter(([name]) => /^(PROXMOX_VE_|PULUMI_PROXMOX_)/.test(name)).sort();
   const key = JSON.stringify([Object.entries(cfg).sort(), env]);
-  if (cached?.key === key) return cached.client;
+  // A replaced client is not closed: a lookup may still be using it; its idle sockets are unref'd.
+  if (cached?.key !== key) cached = { key, client: connect(cfg) };
+  return cached.client;
+}
+
+async function connect(cfg: ProviderConfig): Promise<PveClient> {
   const logging = await import("../../provider/logging");
   const logKey = JSON.stringify([cfg.logLevel, cfg.logFile]);
   if (loggingFrom !== logKey) {
@@ -44,7 +50,5 @@ export async function lookupClient(): Promise<PveClient> {
   }
   const { PveClient } = await import("../../provider/proxmox/client");
   // parseSettings registers the credentials as secrets, so no later log line or error shows them.
-  const client = PveClient.connect(cfg as Record<string, string | undefined>, { logger: logging.getLogger() });
-  cached = { key, client };
-  return client;
+  return PveClient.connect(cfg as Record<string, string | undefined>, { logger: logging.getLogger() });
 }
