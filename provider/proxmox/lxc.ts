@@ -112,6 +112,11 @@ export type LxcConfigInput = Record<string, ParamValue>;
 export interface CallOpts {
   logger?: Logger;
 }
+
+/** Worker-start failures are retried within the operation's timeout (the task wait's), when given. */
+function retryBudget(opts: CallOpts): number | undefined {
+  return (opts as WaitCallOpts).wait?.timeoutMs;
+}
 export interface WaitCallOpts extends CallOpts {
   wait?: Omit<WaitOptions, "logger">;
 }
@@ -175,6 +180,7 @@ export class LxcApi {
       schema: UpidSchema,
       logger: opts.logger,
       lockWaitMs: opts.lockWaitMs,
+      retryBudgetMs: retryBudget(opts),
       verifyEffect: this.taskEffect(node, type, id, this.since(), opts.logger),
     });
   }
@@ -220,6 +226,7 @@ export class LxcApi {
     return this.client.post(`/nodes/${enc(node)}/lxc`, { ...config, vmid }, {
       schema: UpidSchema,
       logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
       // The task search reaches 2 s back (the server clock is known to 1 s), so it can find
       // an earlier create of the same vmid whose CT was destroyed since (vmid reused by
       // nextid right after a delete). That task is not ours if the CT is gone: send the
@@ -249,7 +256,7 @@ export class LxcApi {
       const vmid = o.vmid ?? (await this.pickVmid(attempt));
       let upid: string;
       try {
-        upid = await this.create(o.node, vmid, o.config, { logger: o.logger });
+        upid = await this.create(o.node, vmid, o.config, { logger: o.logger, wait: o.waitOptions } as WaitCallOpts);
       } catch (e) {
         if (auto && e instanceof PveApiError && ALREADY_EXISTS.test(e.pveMessage)) {
           lastErr = e;
@@ -299,7 +306,13 @@ export class LxcApi {
    * lost and the CT is gone now, resolves to null (done).
    */
   destroy(node: string, vmid: number, params: { purge?: boolean; force?: boolean; "destroy-unreferenced-disks"?: boolean } = {}, opts: CallOpts = {}): Promise<string | null> {
-    return this.client.delete(this.base(node, vmid), params, { schema: UpidOrNull, logger: opts.logger });
+    return this.client.delete(this.base(node, vmid), params, {
+      schema: UpidOrNull,
+      logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
+      // After a worker-start failure: done if the CT is gone already.
+      verifyEffect: async () => !(await this.client.cluster.findGuest(vmid)),
+    });
   }
 
   async destroyAndWait(node: string, vmid: number, params: Parameters<LxcApi["destroy"]>[2] = {}, opts: WaitCallOpts = {}): Promise<TaskResult | null> {
@@ -383,6 +396,7 @@ export class LxcApi {
     return this.client.put(`${this.base(node, vmid)}/resize`, params, {
       schema: UpidSchema,
       logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
       idempotent: false,
       verifyEffect: this.taskEffect(node, "resize", vmid, this.since(), opts.logger),
     });
@@ -484,7 +498,13 @@ export class LxcApi {
 
   /** DELETE …/snapshot/{name} → vzdelsnapshot UPID (null if already gone after a lost answer). */
   deleteSnapshot(node: string, vmid: number, snapname: string, params: { force?: boolean } = {}, opts: CallOpts = {}): Promise<string | null> {
-    return this.client.delete(`${this.base(node, vmid)}/snapshot/${enc(snapname)}`, params, { schema: UpidOrNull, logger: opts.logger });
+    return this.client.delete(`${this.base(node, vmid)}/snapshot/${enc(snapname)}`, params, {
+      schema: UpidOrNull,
+      logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
+      // After a worker-start failure: done if the snapshot is gone already.
+      verifyEffect: async () => !(await this.listSnapshots(node, vmid, opts)).some((s) => s.name === snapname),
+    });
   }
   async deleteSnapshotAndWait(node: string, vmid: number, snapname: string, params: { force?: boolean } = {}, opts: WaitCallOpts = {}) {
     return this.runTask(() => this.deleteSnapshot(node, vmid, snapname, params, opts), opts);
