@@ -16,6 +16,7 @@ import type { TaskResult, WaitOptions } from "./tasks";
 import { lxcKeyFormat } from "./schema";
 import { parsePropertyString, printPropertyString } from "./propertyString";
 import { sleep } from "./retry";
+import type { VmidSource } from "./vmids";
 
 const enc = encodeURIComponent;
 
@@ -133,6 +134,8 @@ export interface CreateContainerOptions {
   logger?: Logger;
   /** How many VMIDs to try when allocating (default 30). */
   maxAttempts?: number;
+  /** Where allocated VMIDs come from (vmids.ts, one per run); default: nextid per attempt. */
+  vmids?: VmidSource;
 }
 
 export interface CreateContainerResult {
@@ -253,13 +256,14 @@ export class LxcApi {
     const log = o.logger ?? this.client.log;
     let lastErr: unknown;
     for (let attempt = 1; attempt <= max; attempt++) {
-      const vmid = o.vmid ?? (await this.pickVmid(attempt));
+      const vmid = o.vmid ?? (o.vmids ? await o.vmids.next() : await this.pickVmid(attempt));
       let upid: string;
       try {
         upid = await this.create(o.node, vmid, o.config, { logger: o.logger, wait: o.waitOptions } as WaitCallOpts);
       } catch (e) {
         if (auto && e instanceof PveApiError && ALREADY_EXISTS.test(e.pveMessage)) {
           lastErr = e;
+          o.vmids?.taken(vmid);
           log.debug({ vmid, attempt }, "vmid taken by a concurrent create; trying another");
           await sleep(Math.random() * 20 * attempt);
           continue;
@@ -273,6 +277,7 @@ export class LxcApi {
       } catch (e) {
         if (auto && e instanceof PveTaskFailedError && ALREADY_EXISTS.test(e.exitstatus) && /^unable to create CT \d+ - CT \d+ already exists/.test(e.exitstatus)) {
           lastErr = e;
+          o.vmids?.taken(vmid);
           log.debug({ vmid, attempt }, "vmid taken inside the create task; trying another");
           continue;
         }
