@@ -90,6 +90,44 @@ export interface TemplateSource {
   env?: pulumi.Output<Record<string, string> | undefined>;
 }
 
+/** A Container resource as a clone source (its id is its vmid). */
+export interface CloneSource {
+  id: pulumi.Output<string>;
+  node: pulumi.Output<string>;
+}
+
+/** `clone`: make the container as a copy of another CT or CT template (docs/container.md "Clone"). */
+export interface ContainerCloneArgs {
+  /** The CT or CT template to clone: a Container resource, or its vmid. */
+  source: CloneSource | In<number>;
+  /** The source's node; default: the source Container's node, or wherever the vmid is. */
+  node?: In<string>;
+  /** Clone the state of this snapshot of the source. */
+  snapshot?: In<string>;
+  /** true: full copy; false: linked clone (a CT template only). Default: linked for a template, full otherwise. */
+  full?: In<boolean>;
+  /** Storage for a full clone's volumes (default: the source's). */
+  storage?: In<string>;
+  /** Pool the clone is created in (default: `pool`). */
+  pool?: In<string>;
+}
+
+/** A Backup resource as a restore source (its id is the backup's volume ID). */
+export interface BackupSource {
+  id: pulumi.Output<string>;
+  volume: pulumi.Output<string>;
+}
+
+/** `restore`: make the container from a vzdump backup (docs/container.md "Restore"). */
+export interface ContainerRestoreArgs {
+  /** A Backup resource, or a backup volume ID such as "local:backup/vzdump-lxc-105-2026_11_28-09_30_00.tar.zst". */
+  backup: BackupSource | In<string>;
+  /** Overwrite the existing (stopped, unprotected) container `vmid`. */
+  force?: In<boolean>;
+  /** New MAC addresses for the restored network interfaces. */
+  unique?: In<boolean>;
+}
+
 export interface ContainerArgs {
   /** The node the container runs on. Changing it migrates the container. */
   node: In<string>;
@@ -105,9 +143,15 @@ export interface ContainerArgs {
   protection?: In<boolean>;
   /** Template volume ID, or a Template/OciImage resource. Changing it replaces the container. */
   template?: In<string> | TemplateSource;
+  /** Make the container as a clone of another CT or CT template instead. Changing it replaces the container. */
+  clone?: ContainerCloneArgs;
+  /** Make the container from a backup instead. Changing it replaces the container. */
+  restore?: ContainerRestoreArgs;
+  /** Convert the container into a CT template (never started). true → false replaces it. */
+  isTemplate?: In<boolean>;
   ostype?: In<"debian" | "devuan" | "ubuntu" | "centos" | "fedora" | "opensuse" | "archlinux" | "alpine" | "gentoo" | "nixos" | "unmanaged">;
   arch?: In<"amd64" | "i386" | "arm64" | "armhf" | "riscv32" | "riscv64">;
-  /** Default true. Changing it replaces the container. */
+  /** Default true (with clone/restore: the source's). Changing it replaces the container. */
   unprivileged?: In<boolean>;
   features?: In<{ nesting?: In<boolean>; keyctl?: In<boolean>; fuse?: In<boolean>; mknod?: In<boolean>; mount?: In<In<string>[]>; forceRwSys?: In<boolean> }>;
   cpu?: In<{ cores?: In<number>; limit?: In<number>; units?: In<number> }>;
@@ -151,6 +195,27 @@ export interface ContainerArgs {
   safetySnapshot?: In<boolean>;
 }
 
+/** What each Container declared as `isTemplate`: a clone's check() refuses a linked clone of a non-template. */
+const declaredIsTemplate = new WeakMap<object, In<boolean> | undefined>();
+
+function isResourceLike(v: unknown, output: string): v is Record<string, pulumi.Output<unknown>> {
+  return !!v && typeof v === "object" && pulumi.Output.isInstance((v as Record<string, unknown>).id) && pulumi.Output.isInstance((v as Record<string, unknown>)[output]);
+}
+
+function cloneProps(c: ContainerCloneArgs): Record<string, unknown> {
+  const { source, ...rest } = c;
+  if (!isResourceLike(source, "node")) return { ...rest, source };
+  // The id, not the vmid output: a source that is only updated keeps a known id in a preview.
+  const out: Record<string, unknown> = { ...rest, source: (source.id as pulumi.Output<string>).apply((id) => Number(id)), node: c.node ?? source.node };
+  if (declaredIsTemplate.has(source)) out.sourceIsTemplate = declaredIsTemplate.get(source) ?? false;
+  return out;
+}
+
+function restoreProps(r: ContainerRestoreArgs): Record<string, unknown> {
+  // A Backup's id is its volume ID, known in a preview unless the backup is made anew.
+  return { ...r, backup: isResourceLike(r.backup, "volume") ? r.backup.id : r.backup };
+}
+
 function isTemplateSource(t: unknown): t is TemplateSource {
   return !!t && typeof t === "object" && "volid" in (t as object) && pulumi.Output.isInstance((t as TemplateSource).volid);
 }
@@ -174,12 +239,16 @@ export class Container extends ProxmoxResource {
   declare public readonly ipv6: pulumi.Output<Record<string, string[]>>;
   declare public readonly tags: pulumi.Output<string[] | undefined>;
   declare public readonly template: pulumi.Output<string | undefined>;
+  /** True once the container is a CT template. */
+  declare public readonly isTemplate: pulumi.Output<boolean | undefined>;
   declare public readonly entrypoint: pulumi.Output<string | undefined>;
   declare public readonly env: pulumi.Output<Record<string, string> | undefined>;
 
   constructor(name: string, args: ContainerArgs, opts?: pulumi.CustomResourceOptions) {
-    const { template, ...rest } = args;
+    const { template, clone, restore, ...rest } = args;
     const props: Record<string, unknown> = { ...rest, resourceName: name };
+    if (clone !== undefined) props.clone = cloneProps(clone);
+    if (restore !== undefined) props.restore = restoreProps(restore);
     if (isTemplateSource(template)) {
       props.template = template.volid;
       // Explicit inputs win over what the image says.
@@ -194,5 +263,6 @@ export class Container extends ProxmoxResource {
     // test/resilience/cli.test.ts, secrets check).
     if (args.password !== undefined) props.password = pulumi.secret(args.password);
     super("Container", name, props, opts, { secretOutputs: ["password"] });
+    declaredIsTemplate.set(this, args.isTemplate);
   }
 }

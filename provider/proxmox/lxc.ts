@@ -242,7 +242,8 @@ export class LxcApi {
 
   /** POST /nodes/{node}/lxc → vzcreate UPID. */
   create(node: string, vmid: number, config: LxcConfigInput, opts: CallOpts = {}): Promise<string> {
-    const findTask = this.taskEffect(node, "vzcreate", vmid, this.since(), opts.logger);
+    // A restore (restore=1) runs as a `vzrestore` task, a create as `vzcreate` (BEHAVIOR.md 3.2).
+    const findTask = this.taskEffect(node, config.restore ? "vzrestore" : "vzcreate", vmid, this.since(), opts.logger);
     return this.client.post(`/nodes/${enc(node)}/lxc`, { ...config, vmid }, {
       schema: UpidSchema,
       logger: opts.logger,
@@ -292,7 +293,7 @@ export class LxcApi {
         const task = await this.client.tasks.wait(upid, { ...(o.waitOptions ?? {}), logger: o.logger });
         return { vmid, upid, task };
       } catch (e) {
-        if (auto && e instanceof PveTaskFailedError && ALREADY_EXISTS.test(e.exitstatus) && /^unable to create CT \d+ - CT \d+ already exists/.test(e.exitstatus)) {
+        if (auto && e instanceof PveTaskFailedError && ALREADY_EXISTS.test(e.exitstatus) && /^unable to (create|restore) CT \d+ - CT \d+ already exists/.test(e.exitstatus)) {
           lastErr = e;
           o.vmids?.taken(vmid);
           log.debug({ vmid, attempt }, "vmid taken inside the create task; trying another");
@@ -459,8 +460,10 @@ export class LxcApi {
     node: string,
     vmid: number,
     params: { newid: number; full?: boolean; hostname?: string; description?: string; pool?: string; snapname?: string; storage?: string; target?: string; bwlimit?: number },
-    opts: CallOpts = {},
+    opts: WaitCallOpts & Pick<RequestOptions, "lockWaitMs"> = {},
   ): Promise<string> {
+    // The source's `disk` lock is held for a whole clone: callers waiting for another clone of
+    // the same source pass a lockWaitMs as long as a clone may take.
     return this.startTask(`${this.base(node, vmid)}/clone`, params, node, "vzclone", vmid, opts);
   }
   async cloneAndWait(node: string, vmid: number, params: Parameters<LxcApi["clone"]>[2], opts: WaitCallOpts = {}) {

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { formatSize, isCidr, isIPv4, isIPv6, parseSize } from "../../proxmox/formats";
+import { cloneSchema, originRules, restoreSchema } from "./origin";
 
 const GiB = 1024 ** 3;
 
@@ -162,7 +163,12 @@ export const containerArgsSchema = z
     template: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:(vztmpl|backup)\/.+$/i, "must be a template volume ID like 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst'").optional(),
     ostype: z.enum(["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse", "archlinux", "alpine", "gentoo", "nixos", "unmanaged"]).optional(),
     arch: z.enum(["amd64", "i386", "arm64", "armhf", "riscv32", "riscv64"]).optional(),
-    unprivileged: z.boolean().default(true),
+    /** Default true; with clone or restore, the source's / the backup's (see the transform below). */
+    unprivileged: z.boolean().optional(),
+    clone: cloneSchema.optional(),
+    restore: restoreSchema.optional(),
+    /** Convert into a CT template (./templateConversion.ts). */
+    isTemplate: z.boolean().optional(),
     features: z
       .object({
         nesting: z.boolean().optional(),
@@ -246,9 +252,7 @@ export const containerArgsSchema = z
   })
   .strict()
   .superRefine((a, ctx) => {
-    if (!a.adopt && !a.template) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["template"], message: "is required to create a container (a template volume ID, or a Template/OciImage resource); set adopt: true with vmid to take over an existing CT instead" });
-    }
+    originRules(a, ctx);
     if (a.adopt && a.vmid === undefined) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["vmid"], message: "is required with adopt: true (the ID of the existing CT to take over)" });
     }
@@ -263,10 +267,12 @@ export const containerArgsSchema = z
     paths.forEach((p, i) => {
       if (paths.indexOf(p) !== i) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["mountPoints", i, "path"], message: `mount path '${p}' is used twice` });
     });
-    if (a.mountPoints?.length && !a.rootfs && !a.adopt) {
+    if (a.mountPoints?.length && !a.rootfs && !a.adopt && !a.clone) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["rootfs"], message: "is required when mountPoints are set (Proxmox: mount points configured, but 'rootfs' not set)" });
     }
-  });
+  })
+  // A clone or restore keeps its source's unprivileged unless the program says otherwise.
+  .transform((a) => (a.unprivileged === undefined && !a.clone && !a.restore ? { ...a, unprivileged: true } : a));
 
 function uniqueSlots(ctx: z.RefinementCtx, field: string, slots: number[]): void {
   slots.forEach((s, i) => {
@@ -304,6 +310,6 @@ export function rootOnlyReasons(a: ContainerArgs): string[] {
   if (f && (f.keyctl || f.fuse || f.mknod || f.mount?.length || f.forceRwSys)) {
     out.push("features: everything except nesting can only be set by root@pam");
   }
-  if (f && !a.unprivileged) out.push("features: any feature on a privileged container can only be set by root@pam");
+  if (f && a.unprivileged === false) out.push("features: any feature on a privileged container can only be set by root@pam");
   return out;
 }

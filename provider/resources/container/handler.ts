@@ -20,6 +20,10 @@ import { vmidAllocator } from "../../proxmox/vmids";
 import { PveTaskTimeoutError } from "../../proxmox/errors";
 import { parseUpid } from "../../proxmox/upid";
 import { sizeBytes } from "./args";
+import { checkCloneHint, effectiveArgs, templateReplaces } from "./origin";
+import { cloneContainer } from "./clone";
+import { restoreContainer } from "./restore";
+import { ensureTemplate, startedIgnoredWarning, undeclaredTemplateError } from "./templateConversion";
 
 /** The size a disk (`rootfs` / `mpN`) has in an observed config, if known. */
 function diskSize(observed: ContainerArgs, disk: string): string | undefined {
@@ -61,28 +65,39 @@ function previousArgs(olds: Record<string, unknown>, next: ContainerArgs): Conta
   for (const k of COMPUTED) delete prev[k];
   // An allocated vmid is state, not input: compare it only when the program sets one.
   if (next.vmid === undefined) delete prev.vmid;
+  // Likewise a clone's or restore's unprivileged, when the program leaves it to the source.
+  if (next.unprivileged === undefined) delete prev.unprivileged;
   return prev as ContainerArgs;
 }
 
 function parse(inputs: unknown): ContainerArgs {
   const { vmid: _v, ...rest } = inputs as Record<string, unknown>;
   // Outputs carry the allocated vmid; inputs only when the user set it.
-  return parseInputs(TYPE, containerArgsSchema, (inputs as Record<string, unknown>).vmid === undefined ? rest : inputs);
+  return effectiveArgs(parseInputs(TYPE, containerArgsSchema, (inputs as Record<string, unknown>).vmid === undefined ? rest : inputs));
 }
 
 // ---------------------------------------------------------------------------------------
 
-async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, containerArgsSchema, news, (a) => {
+async function check(_olds: Record<string, unknown>, raw: Record<string, unknown>) {
+  return runOperation({ resourceType: TYPE, operation: "check", resourceName: raw.resourceName as string }, async (ctx) => {
+    const { news, failures: hinted } = checkCloneHint(raw);
+    const warning = startedIgnoredWarning(news);
+    if (warning) {
+      ctx.log.warn(warning);
+      process.stderr.write(`[proxmox] Container ${String(news.resourceName ?? "")}: warning: ${warning}\n`);
+    }
+    return checkInputs(TYPE, containerArgsSchema, news, (a) => {
       const who = connectingUser();
-      if (!who || who === "root@pam") return [];
-      return rootOnlyReasons(a).map((r) => {
-        const i = r.indexOf(": ");
-        return { field: r.slice(0, i), message: `${r.slice(i + 2)}; the provider connects as ${who}` };
-      });
-    }),
-  );
+      const reasons = !who || who === "root@pam" ? [] : rootOnlyReasons(a);
+      return [
+        ...hinted,
+        ...reasons.map((r) => {
+          const i = r.indexOf(": ");
+          return { field: r.slice(0, i), message: `${r.slice(i + 2)}; the provider connects as ${who}` };
+        }),
+      ];
+    });
+  });
 }
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
@@ -90,9 +105,12 @@ async function diff(_id: string, olds: Record<string, unknown>, news: Record<str
     if (unknownPaths(news).length) {
       // Preview with values not known yet: anything unknown may change; replace fields may replace.
       const changed = Object.keys({ ...olds, ...news }).filter(
-        (k) => !(COMPUTED as readonly string[]).includes(k) && JSON.stringify(canonical(olds[k])) !== JSON.stringify(canonical(news[k])) && !(k === "vmid" && news.vmid === undefined),
+        (k) =>
+          !(COMPUTED as readonly string[]).includes(k) &&
+          JSON.stringify(canonical(olds[k])) !== JSON.stringify(canonical(news[k])) &&
+          !((k === "vmid" || k === "unprivileged") && news[k] === undefined),
       );
-      const replaces = changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k));
+      const replaces = changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k) || (k === "isTemplate" && templateReplaces(olds.isTemplate, news.isTemplate)));
       return { changes: changed.length > 0, replaces, deleteBeforeReplace: news.vmid !== undefined };
     }
     const next = parse(news);
@@ -141,6 +159,9 @@ async function readOutputs(
   const observed = fromPveConfig(cfg);
   const running = status === "running";
   const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool: known.pool ?? declared.pool });
+  // A clone's/restore's unprivileged comes from its source: record it, so a later explicit value compares.
+  if (args.unprivileged === undefined) args.unprivileged = observed.args.unprivileged;
+  if (declared.isTemplate !== undefined) args.isTemplate = observed.template;
   const outs = (a: { ipv4: Record<string, string[]>; ipv6: Record<string, string[]> }) =>
     stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ...a });
   if (!Object.keys(observed.hwaddrs).length) return outs(emptyAddresses());
@@ -182,10 +203,22 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     if (a.adopt) return adopt(client, a, ctx);
     let vmid: number;
     try {
+      const vmids = vmidAllocator(client); // one allocator per run: no nextid collisions inside it
+      if (a.clone || a.restore) {
+        // The source's config is the starting point; the declared inputs are applied on top.
+        const made = a.clone ? await cloneContainer(client, a, vmids, timeoutMs(a, "create"), ctx) : await restoreContainer(client, a, vmids, timeoutMs(a, "create"), ctx);
+        ctx.bind({ vmid: made.vmid });
+        try {
+          return await converge(client, a, made.vmid, made.node, ctx, a.clone ? "cloned" : "restored");
+        } catch (e) {
+          if ((e as PartialFailure).id) throw e;
+          throw partialFailure(e, String(made.vmid), stripUndefined({ ...a, vmid: made.vmid, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
+        }
+      }
       ({ vmid } = await client.lxc.createContainer({
         node: a.node,
         vmid: a.vmid,
-        vmids: vmidAllocator(client), // one allocator per run: no nextid collisions inside it
+        vmids,
         config: createParams(a),
         waitOptions: { timeoutMs: timeoutMs(a, "create") },
         logger: ctx.log,
@@ -212,6 +245,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
         ctx.log.info("starting container");
         await client.lxc.startAndWait(a.node, vmid, {}, { wait: { timeoutMs: timeoutMs(a, "start") } });
       }
+      if (a.isTemplate) await ensureTemplate(client, a.node, vmid, timeoutMs(a, "create"), ctx, () => stopGracefully(client, a.node, vmid, a, ctx));
       const known = a.haManaged ? {} : { status: a.started ? ("running" as const) : ("stopped" as const) };
       return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, known, true) };
     } catch (e) {
@@ -244,12 +278,24 @@ async function adopt(client: PveClient, a: ContainerArgs, ctx: OperationContext)
         `Set unprivileged: ${cfg.args.unprivileged} to match (changing it would need a new container).`,
     );
   }
-  const status = await client.lxc.status(where.node, vmid);
-  const current = refreshedArgs(a as unknown as Record<string, unknown>, cfg.args as Record<string, unknown>, { node: where.node, running: status.status === "running", pool: where.pool }) as unknown as ContainerArgs;
+  return converge(client, a, vmid, where.node, ctx, "adopted", where.pool);
+}
+
+/**
+ * Bring an existing CT — adopted, or just cloned or restored — to the inputs: read what it
+ * is, plan from there with the planner, carry the plan out, read the outputs.
+ */
+async function converge(client: PveClient, a: ContainerArgs, vmid: number, node: string, ctx: OperationContext, how: string, knownPool?: string): Promise<pulumi.dynamic.CreateResult> {
+  const pool = knownPool ?? (how === "adopted" ? undefined : (await locate(client, vmid))?.pool);
+  const cfg = fromPveConfig(await client.lxc.getConfig(node, vmid, { current: true }));
+  if (cfg.template && !a.isTemplate) throw undeclaredTemplateError(vmid, how === "restored" ? "the backup was of a template" : how);
+  const status = await client.lxc.status(node, vmid);
+  const current = refreshedArgs(a as unknown as Record<string, unknown>, cfg.args as Record<string, unknown>, { node, running: status.status === "running", pool }) as unknown as ContainerArgs;
+  if (cfg.template) current.isTemplate = true;
   const plan = planChanges(current, a, { volids: cfg.volids, hwaddrs: cfg.hwaddrs });
-  ctx.log.info({ changes: plan.changed }, "adopting container");
+  ctx.log.info({ changes: plan.changed }, `${how} container: applying the declared inputs`);
   const began = Date.now();
-  await execute(client, vmid, where.node, a, plan, ctx);
+  await execute(client, vmid, node, a, plan, ctx);
   return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, {}, addressWait(plan, began)) };
 }
 
@@ -366,6 +412,8 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
     if (plan.pool.to) await client.cluster.updatePoolMembers(plan.pool.to, { vms: [vmid] });
   }
   if (plan.power || stoppedForMove || a.started !== (await isRunning())) await setPower(client, node, vmid, a, ctx);
+  // Last: a template's config and disks can no longer be changed the same way, and it must be stopped.
+  if (a.isTemplate) await ensureTemplate(client, node, vmid, timeoutMs(a, "update"), ctx, () => stopGracefully(client, node, vmid, a, ctx));
 }
 
 async function destroy(id: string, props: Record<string, unknown>): Promise<void> {

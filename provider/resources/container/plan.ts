@@ -8,9 +8,10 @@
 import { sizeBytes, type ContainerArgs, type MountPoint } from "./args";
 import { mountPointString, rootfsString, toPveKeys, networkString, type PveConfig } from "./pveConfig";
 import { assignSlots } from "./args";
+import { templateReplaces } from "./origin";
 
 /** Fields whose change replaces the container (a new CT; data in the old one is gone). */
-export const REPLACE_FIELDS = ["vmid", "unprivileged", "template"] as const;
+export const REPLACE_FIELDS = ["vmid", "unprivileged", "template", "clone", "restore"] as const;
 
 /** Fields that only matter at creation: PVE has no way to change them later. */
 export const CREATE_ONLY_FIELDS = ["password", "sshPublicKeys", "haManaged"] as const;
@@ -101,6 +102,7 @@ export function planChanges(
     if (f === "vmid" && next.vmid === undefined) continue;
     if (plan.changed.includes(f)) plan.replaces.push(f);
   }
+  if (templateReplaces(prev.isTemplate, next.isTemplate)) plan.replaces.push("isTemplate");
   if (plan.replaces.length) return plan;
   plan.createOnlyChanged = CREATE_ONLY_FIELDS.filter((f) => plan.changed.includes(f));
 
