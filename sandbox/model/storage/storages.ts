@@ -190,7 +190,9 @@ export class StorageModel {
     let t = /^(vztmpl|iso|backup|import)\/([^/]+)$/.exec(volname);
     if (t) {
       if (!def.pathBased) throw fail(`unable to parse ${def.type} volume name '${volname}'`);
-      return { storage, volname, vtype: t[1] as ParsedVolid["vtype"] };
+      // A standard backup name carries its guest: `backup/vzdump-lxc-<vmid>-…`.
+      const owner = t[1] === "backup" ? /^vzdump-(?:openvz|lxc|qemu)-(\d+)-/.exec(t[2])?.[1] : undefined;
+      return { storage, volname, vtype: t[1] as ParsedVolid["vtype"], ...(owner ? { owner: Number(owner) } : {}) };
     }
     t = /(?:^|\/)(?:vm|base|subvol|basevol)-(\d+)-disk-\d+(?:\.(?:raw|subvol))?$/.exec(volname);
     if (t) return { storage, volname, vtype: "images", owner: Number(t[1]) };
@@ -359,7 +361,7 @@ export class StorageModel {
   usedBytes(node: string, storage: string): number {
     const def = this.mustDef(storage);
     let used = this.listImages(node, storage).reduce((a, v) => a + v.data.size, 0);
-    if (def.pathBased) for (const c of ["vztmpl", "iso", "import"] as const) used += this.listFiles(node, storage, c).reduce((a, f) => a + f.size, 0);
+    if (def.pathBased) for (const c of ["vztmpl", "iso", "import", "backup"] as const) used += this.listFiles(node, storage, c).reduce((a, f) => a + f.size, 0);
     return used;
   }
 
