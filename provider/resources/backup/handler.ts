@@ -23,6 +23,7 @@ import { VzdumpApi, backupVolid, type VzdumpParams } from "../../proxmox/vzdump"
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
 import type { ContentItem } from "../../proxmox/storage";
+import { sleep } from "../../proxmox/retry";
 
 const TYPE = "Backup";
 
@@ -84,14 +85,31 @@ async function locateContainer(client: PveClient, vmid: number): Promise<{ node:
   return { node: guest.node as string, hostname: guest.name };
 }
 
-async function checkStorage(vz: VzdumpApi, node: string, storage: string, ctx: OperationContext): Promise<void> {
+/** The storages the backup may land on: the declared one (checked), or every backup storage of the node. */
+async function targetStorages(vz: VzdumpApi, node: string, storage: string | undefined, ctx: OperationContext): Promise<string[]> {
   const usable = await vz.backupStorages(node, { logger: ctx.log });
-  if (usable.includes(storage)) return;
+  if (!storage) return usable;
+  if (usable.includes(storage)) return [storage];
   throw new Error(
     `storage: '${storage}' on node '${node}' does not take backups (no such storage there, disabled, or without content type 'backup'). ` +
       (usable.length ? `Storages on '${node}' that do: ${usable.map((s) => `'${s}'`).join(", ")}. ` : `No storage on '${node}' takes backups. `) +
       `Set storage to one of them, or add 'backup' to the storage's content (Datacenter → Storage → Edit).`,
   );
+}
+
+/**
+ * vzdump names an archive by the second it starts: a second backup of the CT within the same
+ * second would overwrite the first — and a replacement would then delete the new backup with
+ * the old one. So wait until the newest existing backup's second has passed (rarely needed).
+ */
+async function pastLatestSecond(client: PveClient, vz: VzdumpApi, node: string, storages: string[], vmid: number, ctx: OperationContext): Promise<void> {
+  let newest = 0;
+  for (const s of storages) for (const i of await vz.list(node, s, vmid, { logger: ctx.log })) newest = Math.max(newest, i.ctime ?? 0);
+  const waitMs = (newest + 2) * 1000 - client.serverNow();
+  if (newest > 0 && waitMs > 0) {
+    ctx.log.debug({ waitMs }, "a backup of this CT was made this second; waiting for the next one");
+    await sleep(Math.min(waitMs, 3000));
+  }
 }
 
 /** A failed vzdump task's message, with the fix for the refusals Proxmox words vaguely. */
@@ -166,7 +184,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const { node } = await locateContainer(client, a.vmid);
     ctx.bind({ node });
     if (a.node && a.node !== node) ctx.log.info({ declared: a.node, actual: node }, "container is on another node than declared; backing up there");
-    if (a.storage) await checkStorage(vz, node, a.storage, ctx);
+    await pastLatestSecond(client, vz, node, await targetStorages(vz, node, a.storage, ctx), a.vmid, ctx);
     const params: VzdumpParams = {
       vmid: a.vmid,
       mode: a.mode ?? DEFAULT_MODE,
