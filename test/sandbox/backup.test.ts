@@ -176,4 +176,92 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect(tmplNotes.reason).to.equal("only backups can have notes");
     });
   });
+
+  describe("restore (POST /nodes/{node}/lxc restore=1)", () => {
+    let volid: string;
+    before(async () => {
+      await env.api("PUT", "/nodes/pve1/lxc/100/config", { form: { memory: 1024, tags: "web", description: "the web CT" } });
+      await env.sb.admin.writeVolumeMarker("local-lvm:vm-100-disk-0", "rootfs-data-v1");
+      volid = (await vzdump({ vmid: 100, storage: "local", compress: "zstd" })).volid!;
+    });
+
+    it("recreates config and volumes (sizes, data) from the backup; task vzrestore", async () => {
+      const r = await env.api("POST", "/nodes/pve1/lxc", { form: { vmid: 300, ostemplate: volid, restore: 1, storage: "local-zfs" } });
+      expect(r.status, r.text).to.equal(200);
+      expect(parseUpid(r.json.data)).to.include({ type: "vzrestore", id: "300" });
+      const st = await env.wait(r.json.data);
+      expect(st.exitstatus).to.equal("OK");
+      const log = await env.log(r.json.data);
+      expect(log).to.include.members([`recovering backed-up configuration from '${volid}'`, `restoring '${volid}' now..`, "merging backed-up and given configuration.."]);
+      const src = (await env.api("GET", "/nodes/pve1/lxc/100/config")).json.data;
+      const cfg = (await env.api("GET", "/nodes/pve1/lxc/300/config")).json.data;
+      expect(cfg).to.include({ hostname: "web", memory: 1024, tags: "web", ostype: "debian", arch: "amd64", description: "the web CT\n", net0: src.net0 });
+      // every mount point of the backup, at its size, on the requested storage
+      expect(cfg.rootfs).to.equal("local-zfs:subvol-300-disk-0,size=1G");
+      expect(cfg.mp0).to.equal("local-zfs:subvol-300-disk-1,mp=/data,backup=1,size=512M");
+      expect(cfg.mp1).to.equal("local-zfs:subvol-300-disk-2,mp=/scratch,size=256M");
+      expect(await env.sb.admin.readVolumeMarker("local-zfs:subvol-300-disk-0")).to.equal("rootfs-data-v1");
+      expect(cfg.lock).to.equal(undefined);
+    });
+
+    it("declared parameters override the backup's config; unique=1 regenerates MACs", async () => {
+      const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 301, ostemplate: volid, restore: 1, storage: "local-lvm", memory: 2048, hostname: "web-copy", unique: 1 });
+      expect(st.exitstatus).to.equal("OK");
+      const src = (await env.api("GET", "/nodes/pve1/lxc/100/config")).json.data;
+      const cfg = (await env.api("GET", "/nodes/pve1/lxc/301/config")).json.data;
+      expect(cfg).to.include({ memory: 2048, hostname: "web-copy", tags: "web" });
+      const mac = (n: string) => /hwaddr=([0-9A-F:]+)/.exec(n)![1];
+      expect(mac(cfg.net0)).to.not.equal(mac(src.net0));
+      expect(cfg.net0.replace(mac(cfg.net0), "X")).to.equal(src.net0.replace(mac(src.net0), "X"));
+    });
+
+    it("an explicit rootfs replaces the backed-up layout; data still restored", async () => {
+      const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 302, ostemplate: volid, restore: 1, rootfs: "local-lvm:2" });
+      expect(st.exitstatus).to.equal("OK");
+      const cfg = (await env.api("GET", "/nodes/pve1/lxc/302/config")).json.data;
+      expect(cfg.rootfs).to.equal("local-lvm:vm-302-disk-0,size=2G");
+      expect(cfg.mp0).to.equal(undefined);
+      expect(await env.sb.admin.readVolumeMarker("local-lvm:vm-302-disk-0")).to.equal("rootfs-data-v1");
+    });
+
+    it("existing vmid: refused without force; force overwrites a stopped CT and frees its old volumes", async () => {
+      const dup = await env.api("POST", "/nodes/pve1/lxc", { form: { vmid: 302, ostemplate: volid, restore: 1, storage: "local-lvm" } });
+      expect(dup.status).to.equal(500);
+      expect(dup.reason).to.equal("CT 302 already exists on node 'pve1'");
+      const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 302, ostemplate: volid, restore: 1, storage: "local-lvm", force: 1 });
+      expect(st.exitstatus).to.equal("OK");
+      const cfg = (await env.api("GET", "/nodes/pve1/lxc/302/config")).json.data;
+      // the new volumes are allocated while the old one still exists, then the old one goes
+      expect(cfg.rootfs).to.equal("local-lvm:vm-302-disk-1,size=1G");
+      const vols = (await env.api("GET", "/nodes/pve1/storage/local-lvm/content?vmid=302")).json.data.map((v: any) => v.volid);
+      expect(vols).to.not.include("local-lvm:vm-302-disk-0");
+      await env.task("POST", "/nodes/pve1/lxc/302/status/start");
+      const running = await env.api("POST", "/nodes/pve1/lxc", { form: { vmid: 302, ostemplate: volid, restore: 1, storage: "local-lvm", force: 1 } });
+      expect(running.reason).to.equal("can't overwrite running container");
+      await env.task("POST", "/nodes/pve1/lxc/302/status/stop");
+    });
+
+    it("default storage is local (no rootdir → 400, as PVE); a missing archive fails in the task", async () => {
+      const r = await env.api("POST", "/nodes/pve1/lxc", { form: { vmid: 303, ostemplate: volid, restore: 1 } });
+      expect(r.status).to.equal(400);
+      expect(r.json.errors).to.deep.equal({ storage: "storage 'local' does not support container directories" });
+      const gone = "local:backup/vzdump-lxc-100-2020_01_01-00_00_00.tar.zst";
+      const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 303, ostemplate: gone, restore: 1, storage: "local-lvm" });
+      expect(st.exitstatus).to.equal("unable to restore CT 303 - ERROR: file '/var/lib/vz/dump/vzdump-lxc-100-2020_01_01-00_00_00.tar.zst' does not exist");
+      expect((await env.api("GET", "/nodes/pve1/lxc/303/config")).status).to.equal(500);
+    });
+
+    it("a template's backup restores as a template (base volumes)", async () => {
+      await createCt(env, 120, { rootfs: "local-lvm:1" });
+      await env.api("POST", "/nodes/pve1/lxc/120/template");
+      for (let i = 0; i < 100 && (await env.api("GET", "/nodes/pve1/lxc/120/config")).json.data.template !== 1; i++) await new Promise((res) => setTimeout(res, 20));
+      const b = await vzdump({ vmid: 120, storage: "local" });
+      expect(b.st.exitstatus).to.equal("OK");
+      const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 320, ostemplate: b.volid!, restore: 1, storage: "local-lvm" });
+      expect(st.exitstatus).to.equal("OK");
+      const cfg = (await env.api("GET", "/nodes/pve1/lxc/320/config")).json.data;
+      expect(cfg.template).to.equal(1);
+      expect(cfg.rootfs).to.equal("local-lvm:base-320-disk-0,size=1G");
+    });
+  });
 });

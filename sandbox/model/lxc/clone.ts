@@ -168,25 +168,34 @@ export function registerClone(core: Core): void {
         await core.flock.with(vmid, async () => {
           await ctx.work();
           const ct = ctOnNode(core, node, vmid);
-          for (const [k, v] of Object.entries(ct.conf.keys)) {
-            if (!isVolumeKey(k)) continue;
-            const vol = volOf(core, k, v)!;
-            if (vol.startsWith("/")) throw new Error(`Template feature is not available for '${vol}'`);
-            const sid = vol.split(":")[0];
-            const volname = vol.slice(sid.length + 1);
-            const newName = volname.replace(/(^|\/)vm-(\d+-disk-\d+)/, "$1base-$2").replace(/(^|\/)subvol-(\d+-disk-\d+)/, "$1basevol-$2");
-            if (newName === volname) continue;
-            const nv = core.storage.renameVolume(node, vol, newName);
-            const d = parseKey(k, v, core.version);
-            d.volume = nv;
-            ct.conf.keys[k] = printKey(k, d, core.version);
-            ctx.log(`rename '${vol}' to '${nv}'`);
-          }
-          ct.conf.keys.template = "1";
+          templateCreate(core, node, ct.conf.keys, (l) => ctx.log(l));
           saveCt(core, ct);
         });
       },
     });
     return null;
   });
+}
+
+/**
+ * `PVE::LXC::template_create`: every volume becomes a base volume (`vm-`→`base-`,
+ * `subvol-`→`basevol-` where the storage renames; dir/nfs raw files keep their name) and the
+ * config gets `template: 1`. Shared by POST …/template and restoring a template's backup.
+ */
+export function templateCreate(core: Core, node: string, keys: Record<string, string>, log: (line: string) => void): void {
+  for (const [k, v] of Object.entries(keys)) {
+    if (!isVolumeKey(k)) continue;
+    const vol = volOf(core, k, v)!;
+    if (vol.startsWith("/")) throw new Error(`Template feature is not available for '${vol}'`);
+    const sid = vol.split(":")[0];
+    const volname = vol.slice(sid.length + 1);
+    const newName = volname.replace(/(^|\/)vm-(\d+-disk-\d+)/, "$1base-$2").replace(/(^|\/)subvol-(\d+-disk-\d+)/, "$1basevol-$2");
+    if (newName === volname) continue;
+    const nv = core.storage.renameVolume(node, vol, newName);
+    const d = parseKey(k, v, core.version);
+    d.volume = nv;
+    keys[k] = printKey(k, d, core.version);
+    log(`rename '${vol}' to '${nv}'`);
+  }
+  keys.template = "1";
 }
