@@ -179,12 +179,9 @@ describe("Backup handler (in process, against the sandbox)", function () {
     expect(vars.failures?.[0]?.reason).to.match(/notesTemplate: uses the unknown variable \{\{hostname\}\}; Proxmox knows \{\{cluster\}\}/);
 
     const vmid = await container("web-6");
-    let err: Error | undefined;
-    await handler.create({ vmid, storage: "local-lvm" }).catch((e: Error) => (err = e));
-    expect(err?.message).to.match(/^storage: 'local-lvm' on node 'pve1' does not take backups.*Storages on 'pve1' that do: 'local'/);
-    err = undefined;
-    await handler.create({ vmid: 4242 }).catch((e: Error) => (err = e));
-    expect(err?.message).to.match(/^container: no container 4242 exists/);
+    const failure = (p: Promise<unknown>) => p.then(() => "", (e: Error) => e.message);
+    expect(await failure(handler.create({ vmid, storage: "local-lvm" }))).to.match(/^storage: 'local-lvm' on node 'pve1' does not take backups.*Storages on 'pve1' that do: 'local'/);
+    expect(await failure(handler.create({ vmid: 4242 }))).to.match(/^container: no container 4242 exists/);
     expect(await backups(vmid)).to.deep.equal([]);
   });
 
