@@ -264,4 +264,78 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect(cfg.rootfs).to.equal("local-lvm:base-320-disk-0,size=1G");
     });
   });
+
+  describe("clone and template conversion", () => {
+    async function waitTemplate(vmid: number): Promise<any> {
+      for (let i = 0; i < 200; i++) {
+        const cfg = (await env.api("GET", `/nodes/pve1/lxc/${vmid}/config`)).json.data;
+        if (cfg.template === 1) return cfg;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      throw new Error(`CT ${vmid} never became a template`);
+    }
+
+    it("template: refused while running; base- volume names; a template cannot start", async () => {
+      await createCt(env, 130, { rootfs: "local-lvm:1", mp0: "local-zfs:0.5,mp=/data" });
+      await env.task("POST", "/nodes/pve1/lxc/130/status/start");
+      const running = await env.api("POST", "/nodes/pve1/lxc/130/template");
+      expect(running.status).to.equal(500);
+      expect(running.reason).to.equal("you can't convert a CT to template if the CT is running");
+      await env.task("POST", "/nodes/pve1/lxc/130/status/stop");
+      const r = await env.api("POST", "/nodes/pve1/lxc/130/template");
+      expect(r.json.data).to.equal(null); // no UPID: the vztemplate worker runs in the background
+      const cfg = await waitTemplate(130);
+      expect(cfg.rootfs).to.equal("local-lvm:base-130-disk-0,size=1G");
+      expect(cfg.mp0).to.equal("local-zfs:basevol-130-disk-0,mp=/data,size=512M");
+      const start = await env.api("POST", "/nodes/pve1/lxc/130/status/start");
+      expect((await env.wait(start.json.data)).exitstatus).to.equal("you can't start a CT if it's a template");
+      const again = await env.api("POST", "/nodes/pve1/lxc/130/template");
+      expect(again.reason).to.equal("you can't convert a template to a template");
+    });
+
+    it("linked clones only from a template (or a snapshot), with PVE's text", async () => {
+      await createCt(env, 131, { rootfs: "local-lvm:1" });
+      const plain = await env.api("POST", "/nodes/pve1/lxc/131/clone", { form: { newid: 132, full: 0 } });
+      expect(plain.status).to.equal(500);
+      expect(plain.reason).to.equal("Linked clone feature for 'local-lvm:vm-131-disk-0' is not available");
+      // from the template: linked by default, the source is not touched
+      const st = await env.task("POST", "/nodes/pve1/lxc/130/clone", { newid: 133, hostname: "linked" });
+      expect(st.exitstatus).to.equal("OK");
+      const cfg = (await env.api("GET", "/nodes/pve1/lxc/133/config")).json.data;
+      expect(cfg.rootfs).to.match(/^local-lvm:base-130-disk-0\/vm-133-disk-0,size=1G$/);
+      expect(cfg).to.include({ hostname: "linked" });
+      expect(cfg.template).to.equal(undefined);
+      expect((await env.api("GET", "/nodes/pve1/lxc/130/config")).json.data.lock).to.equal(undefined);
+    });
+
+    it("full clone of a running CT needs a snapshot; from a snapshot it works", async () => {
+      await env.task("POST", "/nodes/pve1/lxc/131/status/start");
+      const r = await env.api("POST", "/nodes/pve1/lxc/131/clone", { form: { newid: 134 } });
+      expect(r.status).to.equal(500);
+      expect(r.reason).to.equal("Cannot do full clones on a running container without snapshots");
+      expect((await env.task("POST", "/nodes/pve1/lxc/131/snapshot", { snapname: "s1" })).exitstatus).to.equal("OK");
+      expect((await env.task("POST", "/nodes/pve1/lxc/131/clone", { newid: 134, snapname: "s1" })).exitstatus).to.equal("OK");
+      await env.task("POST", "/nodes/pve1/lxc/131/status/stop");
+    });
+
+    it("two concurrent clones of one source: the second fails at once with `CT is locked (disk)` (PVE does not queue)", async () => {
+      await env.sb.admin.setTaskDuration({ vzclone: 300 });
+      try {
+        const first = await env.api("POST", "/nodes/pve1/lxc/130/clone", { form: { newid: 135 } });
+        expect(first.status).to.equal(200);
+        expect(parseUpid(first.json.data)).to.include({ type: "vzclone", id: "130" });
+        expect((await env.api("GET", "/nodes/pve1/lxc/130/config")).json.data.lock).to.equal("disk");
+        expect((await env.api("GET", "/nodes/pve1/lxc/135/config")).json.data.lock).to.equal("create");
+        const second = await env.api("POST", "/nodes/pve1/lxc/130/clone", { form: { newid: 136 } });
+        expect(second.status).to.equal(500);
+        expect(second.reason).to.equal("CT is locked (disk)");
+        expect((await env.api("GET", "/nodes/pve1/lxc/136/config")).status).to.equal(500);
+        expect((await env.wait(first.json.data)).exitstatus).to.equal("OK");
+        // once the first is done the source is free again: a retry succeeds
+        expect((await env.task("POST", "/nodes/pve1/lxc/130/clone", { newid: 136 })).exitstatus).to.equal("OK");
+      } finally {
+        await env.sb.admin.setTaskDuration({ vzclone: 5 });
+      }
+    });
+  });
 });

@@ -27,6 +27,11 @@ export function registerClone(core: Core): void {
     } else core.auth.check(req.id, `/vms/${newid}`, ["VM.Allocate"]);
     const existing = core.store.state.cts[String(newid)];
     if (existing) throw fail(`CT ${newid} already exists on node '${existing.node}'`);
+    // clone_vm's first step under the config lock is set_lock($vmid, 'disk'), whose check_lock
+    // refuses a locked source. So while one clone runs (source `lock: disk`) a second clone of
+    // the same source — template or not — fails at once with `CT is locked (disk)`; PVE does
+    // not queue it (callers retry).
+    checkLock(src.conf);
     const isTemplate = src.conf.keys.template === "1";
     const full = p.full === undefined ? !isTemplate : bool(p.full);
     if (!full && p.storage) throw fail("parameter 'storage' not allowed for linked clones");
@@ -40,7 +45,6 @@ export function registerClone(core: Core): void {
     } else if (full && src.rec.running) {
       throw fail("Cannot do full clones on a running container without snapshots");
     }
-    checkLock(src.conf);
     const target = (p.target as string | undefined) ?? node;
     if (p.target) checkNode(core, target);
     const targetStorage = p.storage as string | undefined;
@@ -54,7 +58,10 @@ export function registerClone(core: Core): void {
       const vol = volOf(core, k, v)!;
       if (vol.startsWith("/")) throw fail(`unable to clone mountpoint '${k}' (type bind)`);
       const def = core.storage.mustDef(vol.split(":")[0]);
-      if (!full && !def.linkedClone) throw fail(`Linked clone feature for '${vol}' is not available`);
+      // volume_has_feature('clone'): the storage must link-clone, and only from a base volume
+      // (a template's) or a snapshot — a linked clone of a plain CT is refused.
+      const isBase = /(?:^|\/)(?:base|basevol)-\d+-disk-\d+(?:\.\w+)?$/.test(vol.slice(def.storage.length + 1));
+      if (!full && (!def.linkedClone || (!isBase && !p.snapname))) throw fail(`Linked clone feature for '${vol}' is not available`);
       if (target !== node && !def.shared && !(targetStorage && core.storage.def(targetStorage)?.shared)) throw fail(`can't clone CT to node '${target}' (CT uses local storage)`);
       core.auth.check(req.id, `/storage/${targetStorage ?? def.storage}`, ["Datastore.AllocateSpace"]);
       vols.push({ key: k, vol });

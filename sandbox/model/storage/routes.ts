@@ -193,8 +193,8 @@ export function registerStorage(core: Core): void {
           const f = core.storage.filePath(node, pv);
           // Plugin.pm free_image refuses a protected volume (the backup's `.protected` file).
           if (pv.vtype === "backup" && isProtected(f)) throw new Error(`cannot remove protected volume '${pv.volname}' on '${def.storage}'`);
-          if (fs.existsSync(f)) fs.rmSync(f);
           if (pv.vtype === "backup") removeAuxiliaries(f);
+          if (fs.existsSync(f)) fs.rmSync(f);
           else ctx.log(`disk image '${shownPath(def, pv.vtype, path.basename(f))}' does not exist`);
         }
         ctx.log(`Removed volume '${volid}'`);
