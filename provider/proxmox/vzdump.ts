@@ -22,6 +22,8 @@ import type { Logger } from "../logging";
 import type { ContentItem } from "./storage";
 import type { TaskResult, WaitOptions } from "./tasks";
 import { isUpid, parseUpid } from "./upid";
+import { LOCK_RES, PveTaskFailedError } from "./errors";
+import { sleep } from "./retry";
 
 const enc = encodeURIComponent;
 
@@ -85,8 +87,30 @@ export class VzdumpApi {
     return answer;
   }
 
-  async startAndWait(node: string, params: VzdumpParams, opts: WaitCallOpts = {}): Promise<TaskResult> {
-    return this.client.tasks.wait(await this.start(node, params, opts), { ...(opts.wait ?? {}), logger: opts.logger });
+  /**
+   * Start a backup and wait for it; returns the UPID of the task that succeeded. vzdump takes
+   * the CT's lock inside the task (`lock_vm`, before any archive exists), so a task that
+   * failed only on `CT is locked (…)` — a snapshot or another backup running — did nothing
+   * and is started again, within the client's `lockWaitMs` (as LxcApi does for its tasks).
+   */
+  async run(node: string, params: VzdumpParams, opts: WaitCallOpts = {}): Promise<{ upid: string; task: TaskResult }> {
+    const deadline = Date.now() + this.client.retryPolicy.lockWaitMs;
+    let delay = 500;
+    for (;;) {
+      const upid = await this.start(node, params, opts);
+      try {
+        return { upid, task: await this.client.tasks.wait(upid, { ...(opts.wait ?? {}), logger: opts.logger }) };
+      } catch (e) {
+        const lockedOnly = e instanceof PveTaskFailedError && e.logTail.some((l) => LOCK_RES.some((r) => r.test(l))) && !archiveFromLog(e.logTail);
+        if (lockedOnly && Date.now() + delay < deadline) {
+          (opts.logger ?? this.client.log).debug({ upid, delayMs: delay }, "backup failed on the CT's lock; starting it again");
+          await sleep(delay);
+          delay = Math.min(5000, delay * 1.5);
+          continue;
+        }
+        throw e;
+      }
+    }
   }
 
   /** The archive the task's log names (a finished or still running task). */

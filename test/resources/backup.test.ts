@@ -170,6 +170,16 @@ describe("Backup handler (in process, against the sandbox)", function () {
     expect(await backups(vmid)).to.deep.equal([]);
   });
 
+  it("waits out the CT's lock (a snapshot running) instead of failing", async () => {
+    const vmid = await container("web-7");
+    await sb.admin.holdLock(vmid, "snapshot", 1);
+    const started = Date.now();
+    const b = await up({ vmid, storage: "local" });
+    expect(Date.now() - started).to.be.greaterThan(500);
+    expect(await backups(vmid)).to.deep.equal([b.id]);
+    await handler.delete!(b.id, b.outs);
+  });
+
   it("checks inputs before anything is sent, naming the field and the fix", async () => {
     const bad = await handler.check!({}, { vmid: 100, notesTemplate: "a\nb", compress: "xz", storage: "local" });
     const reasons = (bad.failures ?? []).map((f) => f.reason).join("\n");

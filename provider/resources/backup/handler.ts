@@ -194,11 +194,11 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       protected: a.protected ? true : undefined,
     };
     ctx.log.info({ mode: params.mode, compress: params.compress, storage: a.storage ?? "(node default)" }, "starting backup");
-    const upid = await vz.start(node, params, { logger: ctx.log });
+    let upid: string;
     try {
-      await client.tasks.wait(upid, { timeoutMs: timeoutMs(a, "create"), logger: ctx.log });
+      ({ upid } = await vz.run(node, params, { logger: ctx.log, wait: { timeoutMs: timeoutMs(a, "create") } }));
     } catch (e) {
-      if (e instanceof PveTaskTimeoutError) throw await timedOut(e, vz, upid, a, node);
+      if (e instanceof PveTaskTimeoutError) throw await timedOut(e, vz, e.upid, a, node);
       if (e instanceof PveTaskFailedError) throw new Error(explainBackupFailure(e.message, a.vmid, a.storage));
       throw e;
     }
