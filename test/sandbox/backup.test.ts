@@ -4,7 +4,8 @@
  */
 import { expect } from "chai";
 import { parseUpid } from "../../provider/proxmox/upid";
-import { createCt, fetchTemplate, startEnv, DEBIAN, type Env } from "./helpers";
+import { createCt, fetchTemplate, request, startEnv, DEBIAN, type Env } from "./helpers";
+import { generateNotes } from "../../sandbox/model/lxc/backup";
 
 const BACKUP_VOLID = /^local:backup\/vzdump-lxc-(\d+)-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}\.tar(\.zst|\.gz|\.lzo)?$/;
 
@@ -37,7 +38,7 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
 
   describe("vzdump", () => {
     it("backs up a stopped CT in stop mode: task vzdump, PVE's volume name, lock released, listed as backup", async () => {
-      const r = await env.api("POST", "/nodes/pve1/vzdump", { form: { vmid: 100, storage: "local", compress: "zstd", mode: "snapshot", "notes-template": "{{guestname}} on {{node}} ({{vmid}})" } });
+      const r = await env.api("POST", "/nodes/pve1/vzdump", { form: { vmid: 100, storage: "local", compress: "zstd", mode: "snapshot", "notes-template": "{{guestname}} on {{node}} ({{vmid}}) in {{cluster}}" } });
       expect(parseUpid(r.json.data)).to.include({ type: "vzdump", id: "100" });
       const st = await env.wait(r.json.data);
       expect(st.exitstatus).to.equal("OK");
@@ -54,7 +55,7 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect(list).to.have.length(1);
       const b = list[0];
       expect(b.volid).to.match(BACKUP_VOLID);
-      expect(b).to.include({ content: "backup", format: "tar.zst", subtype: "lxc", vmid: 100, notes: "web on pve1 (100)" });
+      expect(b).to.include({ content: "backup", format: "tar.zst", subtype: "lxc", vmid: 100, notes: "web on pve1 (100) in sandbox" });
       expect(b.protected).to.equal(undefined);
       expect(b.size).to.be.greaterThan(0);
       // ctime is the time in the name (archive_info), not the file's
@@ -134,6 +135,30 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect(bad.st.exitstatus).to.equal("OK");
       expect(bad.log).to.include("WARN: unable to add notes - unexpected variable name 'nope'");
       await env.task("DELETE", `/nodes/pve1/storage/local/content/${encodeURIComponent(bad.volid!)}`);
+    });
+
+    it("notes-template escapes and variables as $generate_notes expands them", () => {
+      const vars = { cluster: "c", guestname: "g", node: "n", vmid: "7" };
+      expect(generateNotes("{{guestname}}\\n{{vmid}} \\\\ {{node}}/{{cluster}}", vars)).to.equal("g\n7 \\ n/c");
+      expect(() => generateNotes("a\\tb", vars)).to.throw("unexpected escape character 't'");
+      expect(() => generateNotes("{{hostname}}", vars)).to.throw("unexpected variable name 'hostname'");
+    });
+
+    it("permissions: VM.Backup on the guest (task error), Datastore.AllocateSpace on the storage (403)", async () => {
+      await env.sb.admin.createUser("bak@pve");
+      const tok = await env.sb.admin.createToken("bak@pve", "ci", { privsep: 0 });
+      await env.sb.admin.setAcl({ path: "/storage/local", roles: ["PVEDatastoreUser"], users: ["bak@pve"] });
+      const asUser = (form: Record<string, string | number>) => request(env.sb, "POST", "/nodes/pve1/vzdump", { auth: { token: tok.apiToken }, form });
+      const r = await asUser({ vmid: 100, storage: "local" });
+      expect(r.status, r.text).to.equal(200);
+      expect((await env.wait(r.json.data)).exitstatus).to.equal("Permission check failed (/vms/100, VM.Backup)");
+      const denied = await asUser({ vmid: 100, storage: "shared-nfs" });
+      expect(denied.status).to.equal(403);
+      const rootOnly = await asUser({ vmid: 100, storage: "local", ionice: 3 });
+      expect(rootOnly.json.errors).to.deep.equal({ ionice: "Only root may set this option." });
+      await env.sb.admin.setAcl({ path: "/vms/100", roles: ["PVEVMUser"], users: ["bak@pve"] });
+      const ok = await asUser({ vmid: 100, storage: "local" });
+      expect((await env.wait(ok.json.data)).exitstatus).to.equal("OK");
     });
 
     it("two jobs on one node queue on the global vzdump lock", async () => {

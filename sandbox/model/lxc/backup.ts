@@ -27,6 +27,7 @@ import { isVolumeKey, parseConf, parseKey, printConf } from "./config";
 import { volOf } from "./apply";
 import { checkLock, ctOnNode, saveCt, type LoadedCt } from "./status";
 import { tarTotalsLine } from "./extract";
+import { haResource } from "./ha";
 import { storagePath, type StorageDef } from "../storage/storages";
 import { backupBasename, backupFile, backupItems, readArchive, setProtected, writeNotes, type BackupArchive } from "../storage/backups";
 
@@ -235,6 +236,10 @@ async function backupOne(core: Core, req: ApiRequest, node: string, def: Storage
   let restart = false;
   try {
     if (!core.store.state.cts[String(vmid)]) throw new Error(`unable to find VM '${vmid}'`);
+    // Stop mode would fight the HA stack over a service it keeps started.
+    if (String(p.mode ?? "snapshot") === "stop" && haResource(core, vmid)?.state === "started") {
+      throw new Error("Cannot execute a backup with stop mode on a HA managed and enabled Service. Use snapshot mode or disable the Service.");
+    }
     const ext = `.tar${EXT[String(p.compress ?? "0")] ?? ""}`;
     const { time, name } = await freshName(core, node, def.storage, vmid, ext, ctx);
     const target = `${storagePath(def) ?? "/var/lib/vz"}/dump/${name}`;
@@ -291,7 +296,8 @@ async function backupOne(core: Core, req: ApiRequest, node: string, def: Storage
     if (tmpl) {
       ctx.log("INFO: adding notes to backup");
       try {
-        writeNotes(file, generateNotes(tmpl, { cluster: "", guestname: ct.conf.keys.hostname ?? `CT${vmid}`, node, vmid: String(vmid) }));
+        // {{cluster}}: the cluster name /cluster/status reports (`sandbox`).
+        writeNotes(file, generateNotes(tmpl, { cluster: "sandbox", guestname: ct.conf.keys.hostname ?? `CT${vmid}`, node, vmid: String(vmid) }));
       } catch (e) {
         ctx.log(`WARN: unable to add notes - ${(e as Error).message}`);
       }
