@@ -333,6 +333,18 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect((await env.api("GET", "/nodes/pve1/lxc/130/config")).json.data.lock).to.equal(undefined);
     });
 
+    it("a template with linked clones cannot be destroyed (base volume in use); after the clone is gone it can", async () => {
+      await createCt(env, 140, { rootfs: "local-lvm:1" });
+      await env.api("POST", "/nodes/pve1/lxc/140/template");
+      await waitTemplate(140);
+      expect((await env.task("POST", "/nodes/pve1/lxc/140/clone", { newid: 141 })).exitstatus).to.equal("OK");
+      const st = await env.task("DELETE", "/nodes/pve1/lxc/140");
+      expect(st.exitstatus).to.equal("base volume 'base-140-disk-0' is still in use by linked clones");
+      expect((await env.api("GET", "/nodes/pve1/lxc/140/config")).json.data).to.include({ template: 1, rootfs: "local-lvm:base-140-disk-0,size=1G" });
+      expect((await env.task("DELETE", "/nodes/pve1/lxc/141")).exitstatus).to.equal("OK");
+      expect((await env.task("DELETE", "/nodes/pve1/lxc/140")).exitstatus).to.equal("OK");
+    });
+
     it("full clone of a running CT needs a snapshot; from a snapshot it works", async () => {
       await env.task("POST", "/nodes/pve1/lxc/131/status/start");
       const r = await env.api("POST", "/nodes/pve1/lxc/131/clone", { form: { newid: 134 } });

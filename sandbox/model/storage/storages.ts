@@ -308,6 +308,13 @@ export class StorageModel {
     return target;
   }
 
+  /** `volume_is_base_and_used`: a template's base volume that linked clones still use. */
+  baseInUse(node: string, volid: string): boolean {
+    const { storage, volname } = this.parseVolid(volid);
+    if (!/(?:^|\/)(?:base|basevol)-\d+-disk-\d+/.test(volname)) return false;
+    return this.listImages(node, storage).some((v) => v.data.base === volname);
+  }
+
   freeVolume(node: string, volid: string): void {
     try {
       fs.rmSync(this.volFile(node, volid), { force: true });
