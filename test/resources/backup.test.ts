@@ -6,8 +6,12 @@
  * the program, and input checks that name the field.
  */
 import { expect } from "chai";
+import fc from "fast-check";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
-import handler, { wantedProtection } from "../../provider/resources/backup/handler";
+import handler, { vzdumpParams, wantedProtection } from "../../provider/resources/backup/handler";
+import { configure } from "../../provider/resources/registry";
+import { loadSchema } from "../../provider/proxmox/schema";
+import { validateParams } from "../../provider/proxmox/validate";
 import { renderNotes, templateFor } from "../../provider/resources/backup/notes";
 import { archiveFromLog } from "../../provider/proxmox/vzdump";
 import { providerClient } from "../../provider/resources/operation";
@@ -117,8 +121,11 @@ describe("Backup handler (in process, against the sandbox)", function () {
 
   it("retainOnDelete keeps the volume; refresh after an outside delete forgets the backup", async () => {
     const vmid = await container("web-3");
-    const kept = await up({ vmid, retainOnDelete: true, compress: "gzip", mode: "stop" });
-    expect(kept.id).to.match(/^local:backup\/vzdump-lxc-\d+-.*\.tar\.gz$/); // the node's default storage
+    // No storage: the node's default; PVE takes notes-template only with a storage, so the
+    // notes are rendered and written after the backup.
+    const kept = await up({ vmid, retainOnDelete: true, compress: "gzip", mode: "stop", notesTemplate: "{{guestname}} ({{vmid}})" });
+    expect(kept.id).to.match(/^local:backup\/vzdump-lxc-\d+-.*\.tar\.gz$/);
+    expect(kept.outs.notes).to.equal(`web-3 (${vmid})`);
     await handler.delete!(kept.id, kept.outs);
     expect(await backups(vmid)).to.deep.equal([kept.id]);
 
@@ -213,5 +220,47 @@ describe("Backup handler (in process, against the sandbox)", function () {
     expect(archiveFromLog(["INFO: creating Proxmox Backup Server archive 'ct/100/2026-01-02T03:04:05Z'"])).to.deep.equal({ name: "ct/100/2026-01-02T03:04:05Z", pbs: true });
     expect(wantedProtection(undefined, false)).to.equal(undefined);
     expect(wantedProtection(undefined, true)).to.equal(false);
+  });
+});
+
+describe("Backup check() (property-based)", () => {
+  const junk = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null));
+  const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(fc.oneof({ weight: 8, arbitrary: a }, { weight: 1, arbitrary: junk as fc.Arbitrary<unknown> }), { nil: undefined, freq: 2 });
+  const inputs = fc.record(
+    {
+      vmid: fc.oneof(fc.integer({ min: 100, max: 999999999 }), fc.constantFrom(99, 0, -1, 1.5)),
+      node: maybe(fc.constantFrom("pve1", "pve-2", "-bad", "")),
+      mode: maybe(fc.constantFrom("snapshot", "suspend", "stop", "live")),
+      compress: maybe(fc.constantFrom("zstd", "gzip", "lzo", "none", "0", "xz")),
+      storage: maybe(fc.constantFrom("local", "backup-nfs", "pbs.1", "Bad Storage", "1abc")),
+      notesTemplate: maybe(fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("{{guestname}}\\n{{vmid}}", "a\\\\b", "{{nope}}", "x".repeat(1100)))),
+      protected: maybe(fc.boolean()),
+      retainOnDelete: maybe(fc.boolean()),
+      trigger: maybe(fc.oneof(fc.string(), fc.integer(), fc.boolean())),
+    },
+    { requiredKeys: ["vmid"] },
+  );
+  before(() => configure({ get: (k) => (k === "proxmox:logLevel" ? "silent" : undefined) }));
+
+  it("names a field in every rejection, and what it accepts is a vzdump request both schemas accept", async () => {
+    const props = { "8.4": loadSchema("8.4"), "9.1": loadSchema("9.1") };
+    await fc.assert(
+      fc.asyncProperty(inputs, async (raw) => {
+        const args = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+        const r = await handler.check!({}, args);
+        if (r.failures?.length) {
+          for (const f of r.failures) expect(f.reason).to.match(new RegExp(`^Backup ${f.property}`));
+          return;
+        }
+        const request = { ...vzdumpParams(r.inputs as never), remove: false, node: "pve1" };
+        for (const [v, schema] of Object.entries(props)) {
+          const errors = validateParams(schema.method("/nodes/{node}/vzdump", "POST")!.parameters!.properties, request);
+          expect(errors, `PVE ${v} schema: ${JSON.stringify(errors)} for ${JSON.stringify(request)}`).to.equal(undefined);
+        }
+        // PVE's `requires`: notes-template only with storage (not checked by the schema validator).
+        if (request["notes-template"] !== undefined) expect(request.storage).to.be.a("string");
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -40,7 +40,7 @@ export const backupArgsSchema = z
       .string()
       .regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i, "must be a Proxmox storage ID like 'local' or 'backup-nfs'")
       .optional(),
-    notesTemplate: z.string().superRefine((t, ctx) => {
+    notesTemplate: z.string().max(1024, "may be at most 1024 characters long (Proxmox's limit)").superRefine((t, ctx) => {
       const problem = notesTemplateProblem(t);
       if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
     }).optional(),

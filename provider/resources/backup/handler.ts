@@ -98,6 +98,23 @@ async function targetStorages(vz: VzdumpApi, node: string, storage: string | und
 }
 
 /**
+ * The vzdump request for the inputs (always `remove: 0`, added by VzdumpApi). PVE accepts
+ * `notes-template` only together with `storage` (its schema's `requires`); without a
+ * storage, create writes the rendered notes after the backup instead.
+ */
+export function vzdumpParams(a: BackupArgs): VzdumpParams {
+  const compress = a.compress ?? DEFAULT_COMPRESS;
+  return stripUndefined({
+    vmid: a.vmid,
+    mode: a.mode ?? DEFAULT_MODE,
+    compress: compress === "none" ? "0" : compress,
+    storage: a.storage,
+    "notes-template": a.storage !== undefined ? a.notesTemplate : undefined,
+    protected: a.protected ? true : undefined,
+  }) as VzdumpParams;
+}
+
+/**
  * vzdump names an archive by the second it starts: a second backup of the CT within the same
  * second would overwrite the first — and a replacement would then delete the new backup with
  * the old one. So wait until the newest existing backup's second has passed (rarely needed).
@@ -185,14 +202,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     ctx.bind({ node });
     if (a.node && a.node !== node) ctx.log.info({ declared: a.node, actual: node }, "container is on another node than declared; backing up there");
     await pastLatestSecond(client, vz, node, await targetStorages(vz, node, a.storage, ctx), a.vmid, ctx);
-    const params: VzdumpParams = {
-      vmid: a.vmid,
-      mode: a.mode ?? DEFAULT_MODE,
-      compress: (a.compress ?? DEFAULT_COMPRESS) === "none" ? "0" : (a.compress ?? DEFAULT_COMPRESS) as VzdumpParams["compress"],
-      storage: a.storage,
-      "notes-template": a.notesTemplate,
-      protected: a.protected ? true : undefined,
-    };
+    const params = vzdumpParams(a);
     ctx.log.info({ mode: params.mode, compress: params.compress, storage: a.storage ?? "(node default)" }, "starting backup");
     let upid: string;
     try {
@@ -205,6 +215,10 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const item = await vz.locate(node, upid, a.vmid, a.storage, { logger: ctx.log });
     if (!item) throw new Error(`the backup task ${upid} of CT ${a.vmid} finished, but no new backup of it is listed on ${a.storage ? `storage '${a.storage}'` : `the backup storages of '${node}'`}; check the task log on the node.`);
     ctx.bind({ volume: item.volid });
+    if (a.notesTemplate !== undefined && params["notes-template"] === undefined) {
+      // Without `storage` PVE refuses notes-template (the schema's `requires`): write them now.
+      await client.storage.updateVolumeAttributes(node, item.volid, { notes: await notesFor(client, a.notesTemplate, a.vmid, node) }, { logger: ctx.log });
+    }
     const found = await readBackup(client, node, item.volid, a.vmid, ctx);
     if (!found) throw new Error(`backup ${item.volid} disappeared right after it was made; check the node's task log (a prune job?).`);
     ctx.log.info({ volume: item.volid, size: found.item.size }, "backup made");
