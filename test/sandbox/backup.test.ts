@@ -272,7 +272,7 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect(r.json.errors).to.deep.equal({ storage: "storage 'local' does not support container directories" });
       const gone = "local:backup/vzdump-lxc-100-2020_01_01-00_00_00.tar.zst";
       const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 303, ostemplate: gone, restore: 1, storage: "local-lvm" });
-      expect(st.exitstatus).to.equal("unable to restore CT 303 - ERROR: file '/var/lib/vz/dump/vzdump-lxc-100-2020_01_01-00_00_00.tar.zst' does not exist");
+      expect(st.exitstatus).to.equal(`unable to restore CT 303 - can't find file '${gone}'`);
       expect((await env.api("GET", "/nodes/pve1/lxc/303/config")).status).to.equal(500);
     });
 

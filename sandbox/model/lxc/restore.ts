@@ -24,7 +24,7 @@ import { templateCreate } from "./clone";
 import { checkNode } from "../cluster";
 import { tarTotalsLine } from "./extract";
 import { checkVolumeAccess } from "../storage/routes";
-import { readArchive, type BackupArchive } from "../storage/backups";
+import { archiveInfo, readArchive, type BackupArchive } from "../storage/backups";
 import { storagePath } from "../storage/storages";
 
 /** Parameters that are not config keys. */
@@ -152,7 +152,9 @@ async function restoreWorker(core: Core, req: ApiRequest, plan: Plan, ctx: TaskC
     const overwritten = oldRec ? parseConf(oldRec.conf) : emptyConf();
     if (oldRec?.running) throw new Error("can't overwrite running container");
     ctx.log(`recovering backed-up configuration from '${plan.volid}'`);
-    if (!fs.existsSync(plan.file)) throw new Error(`ERROR: file '${plan.shownFile}' does not exist`);
+    // extract_vzdump_config: abs_filesystem_path, then archive_info on the name, then the tar.
+    if (!fs.existsSync(plan.file)) throw new Error(`can't find file '${plan.volid}'`);
+    if (!archiveInfo(plan.volid.replace(/^.*\//, ""))) throw new Error(`ERROR: couldn't determine archive info from '${plan.shownFile}'`);
     const archive: BackupArchive = readArchive(plan.file, plan.volid);
     const old = parseConf(archive.conf);
     const conf = emptyConf();

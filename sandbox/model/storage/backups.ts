@@ -118,6 +118,7 @@ export function readArchive(file: string, volid: string): BackupArchive {
   } catch {
     data = undefined;
   }
-  if (!data || data.sandboxVzdump !== 1) throw fail(`unable to read configuration from backup archive '${volid}'`);
+  // Anything but a sandbox archive (e.g. a template tarball renamed) has no pct.conf to recover.
+  if (!data || data.sandboxVzdump !== 1) throw fail("ERROR: archive contains no configuration file");
   return data;
 }
