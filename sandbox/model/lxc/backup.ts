@@ -189,7 +189,7 @@ function includedMounts(core: Core, ct: LoadedCt, ctx: TaskContext): MountPoint[
     const mp = key === "rootfs" ? "/" : d.mp;
     const type = vol.startsWith("/dev/") ? "device" : vol.startsWith("/") ? "bind" : "volume";
     if (key !== "rootfs" && !(type === "volume" && d.backup === "1")) {
-      ctx.log(`INFO: excluding ${type} mount point ${key} ('${mp}') from backup${type === "volume" ? " (disabled)" : " (not a volume)"}`);
+      ctx.log(`INFO: excluding ${type} mount point ${key} ('${mp}') from backup (disabled)`);
       continue;
     }
     ctx.log(`INFO: including mount point ${key} ('${mp}') in backup`);
