@@ -318,6 +318,14 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect(again.reason).to.equal("you can't convert a template to a template");
     });
 
+    it("template on a path storage: raw images become base-, directory subvolumes keep their name", async () => {
+      await createCt(env, 150, { rootfs: "shared-nfs:1", mp0: "shared-nfs:0,mp=/data" });
+      await env.api("POST", "/nodes/pve1/lxc/150/template");
+      const cfg = await waitTemplate(150);
+      expect(cfg.rootfs).to.equal("shared-nfs:150/base-150-disk-0.raw,size=1G");
+      expect(cfg.mp0).to.equal("shared-nfs:150/subvol-150-disk-1.subvol,mp=/data");
+    });
+
     it("linked clones only from a template (or a snapshot), with PVE's text", async () => {
       await createCt(env, 131, { rootfs: "local-lvm:1" });
       const plain = await env.api("POST", "/nodes/pve1/lxc/131/clone", { form: { newid: 132, full: 0 } });

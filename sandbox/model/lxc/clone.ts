@@ -196,7 +196,11 @@ export function templateCreate(core: Core, node: string, keys: Record<string, st
     if (vol.startsWith("/")) throw new Error(`Template feature is not available for '${vol}'`);
     const sid = vol.split(":")[0];
     const volname = vol.slice(sid.length + 1);
-    const newName = volname.replace(/(^|\/)vm-(\d+-disk-\d+)/, "$1base-$2").replace(/(^|\/)subvol-(\d+-disk-\d+)/, "$1basevol-$2");
+    // Plugin.pm create_base (dir, nfs) only turns `vm-` into `base-`: a directory subvolume
+    // keeps its name; ZFSPoolPlugin/BTRFSPlugin also make `subvol-` a `basevol-`.
+    const type = core.storage.def(sid)?.type;
+    let newName = volname.replace(/(^|\/)vm-(\d+-disk-\d+)/, "$1base-$2");
+    if (type !== "dir" && type !== "nfs") newName = newName.replace(/(^|\/)subvol-(\d+-disk-\d+)/, "$1basevol-$2");
     if (newName === volname) continue;
     const nv = core.storage.renameVolume(node, vol, newName);
     const d = parseKey(k, v, core.version);
