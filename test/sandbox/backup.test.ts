@@ -91,6 +91,15 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
     it("snapshot mode on a running CT; falls back to suspend when a volume cannot snapshot; stop mode restarts", async () => {
       await createCt(env, 110, { rootfs: "local-lvm:1" });
       await env.task("POST", "/nodes/pve1/lxc/110/status/start");
+      // while it runs, the temporary `vzdump` snapshot is listed; afterwards it is gone
+      await env.sb.admin.setTaskDuration({ vzdump: 300 });
+      const pending = await env.api("POST", "/nodes/pve1/vzdump", { form: { vmid: 110, storage: "local", mode: "snapshot" } });
+      await new Promise((res) => setTimeout(res, 100));
+      const during = (await env.api("GET", "/nodes/pve1/lxc/110/snapshot")).json.data.map((x: any) => x.name);
+      await env.sb.admin.setTaskDuration({ vzdump: 5 });
+      expect((await env.wait(pending.json.data)).exitstatus).to.equal("OK");
+      expect(during).to.deep.equal(["vzdump", "current"]);
+      expect((await env.api("GET", "/nodes/pve1/lxc/110/snapshot")).json.data.map((x: any) => x.name)).to.deep.equal(["current"]);
       let r = await vzdump({ vmid: 110, storage: "local", mode: "snapshot" });
       expect(r.st.exitstatus).to.equal("OK");
       expect(r.log).to.include.members(["INFO: status = running", "INFO: backup mode: snapshot", "INFO: create storage snapshot 'vzdump'"]);

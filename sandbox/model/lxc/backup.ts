@@ -280,7 +280,12 @@ async function backupOne(core: Core, req: ApiRequest, node: string, def: Storage
       ctx.log("INFO: resuming guest");
       ctx.log("INFO: guest is online again after <1 seconds");
     } else if (mode === "snapshot") {
+      if (ct.conf.snapshots.vzdump) {
+        ctx.log("INFO: found old vzdump snapshot (force removal)");
+        dropVzdumpSnapshot(core, node, vmid, mounts);
+      }
       ctx.log("INFO: create storage snapshot 'vzdump'");
+      takeVzdumpSnapshot(core, node, vmid, mounts);
     }
     ctx.log(`INFO: creating vzdump archive '${target}'`);
     await ctx.work();
@@ -306,15 +311,19 @@ async function backupOne(core: Core, req: ApiRequest, node: string, def: Storage
       ctx.log("INFO: marking backup as protected");
       setProtected(file, true);
     }
-    if (mode === "snapshot") ctx.log("INFO: cleanup temporary 'vzdump' snapshot");
     unlock(core, node, vmid);
     locked = false;
+    if (mode === "snapshot") {
+      ctx.log("INFO: cleanup temporary 'vzdump' snapshot");
+      dropVzdumpSnapshot(core, node, vmid, mounts);
+    }
     if (restart) restartCt(core, node, vmid, ctx, started);
     ctx.log(`INFO: Finished Backup of VM ${vmid} (${duration(Date.now() - started)})`);
     ctx.log(`INFO: Backup finished at ${stamp()}`);
     return true;
   } catch (e) {
     if (locked) unlock(core, node, vmid);
+    if (snapshotTaken(core, node, vmid)) dropVzdumpSnapshot(core, node, vmid, []);
     if (restart) restartCt(core, node, vmid, ctx, started);
     ctx.log(`ERROR: Backup of VM ${vmid} failed - ${String((e as Error).message).replace(/\n$/, "")}`);
     ctx.log(`INFO: Failed at ${stamp()}`);
@@ -328,6 +337,51 @@ function checkProtectedLimit(core: Core, req: ApiRequest, node: string, def: Sto
   const max = core.auth.has(req.id, `/storage/${def.storage}`, "Datastore.Allocate") ? -1 : 5;
   const count = backupItems(core, node, def.storage, vmid).filter((b) => b.subtype === "lxc" && b.protected).length;
   if (max > -1 && count >= max) throw new Error(`The number of protected backups per guest is limited to ${max} on storage '${def.storage}'`);
+}
+
+/**
+ * Snapshot mode's temporary `vzdump` snapshot (LXC.pm `snapshot`/`cleanup`): visible in the
+ * snapshot list while the backup runs, `parent` of the current state, gone afterwards.
+ */
+function takeVzdumpSnapshot(core: Core, node: string, vmid: number, mounts: MountPoint[]): void {
+  const ct = ctOnNode(core, node, vmid);
+  const keys: Record<string, string> = { ...ct.conf.keys, snaptime: String(Math.floor(Date.now() / 1000)) };
+  delete keys.lock;
+  ct.conf.snapshots.vzdump = { keys, lxc: ct.conf.lxc.map(([a, b]) => [a, b]), description: "vzdump backup snapshot\n" };
+  ct.conf.keys.parent = "vzdump";
+  saveCt(core, ct);
+  for (const m of mounts) {
+    const d = core.storage.readVolume(node, m.vol);
+    if (!d) continue;
+    d.snapshots.vzdump = { size: d.size, marker: d.marker };
+    core.storage.writeVolume(node, m.vol, d);
+  }
+}
+
+function snapshotTaken(core: Core, node: string, vmid: number): boolean {
+  const rec = core.store.state.cts[String(vmid)];
+  return !!rec && rec.node === node && !!parseConf(rec.conf).snapshots.vzdump;
+}
+
+function dropVzdumpSnapshot(core: Core, node: string, vmid: number, mounts: MountPoint[]): void {
+  const ct = ctOnNode(core, node, vmid);
+  const snap = ct.conf.snapshots.vzdump;
+  if (!snap) return;
+  if (ct.conf.keys.parent === "vzdump") {
+    if (snap.keys.parent) ct.conf.keys.parent = snap.keys.parent;
+    else delete ct.conf.keys.parent;
+  }
+  delete ct.conf.snapshots.vzdump;
+  saveCt(core, ct);
+  const vols = mounts.length ? mounts.map((m) => m.vol) : Object.entries(ct.conf.keys).filter(([k]) => isVolumeKey(k)).map(([k, v]) => volOf(core, k, v) ?? "");
+  for (const vol of vols) {
+    if (!vol || vol.startsWith("/")) continue;
+    const d = core.storage.readVolume(node, vol);
+    if (d?.snapshots.vzdump) {
+      delete d.snapshots.vzdump;
+      core.storage.writeVolume(node, vol, d);
+    }
+  }
 }
 
 function unlock(core: Core, node: string, vmid: number): void {
