@@ -144,11 +144,11 @@ describe("Backup handler (in process, against the sandbox)", function () {
     await providerClient().storage.updateVolumeAttributes("pve1", b.id, { notes: "edited by hand\nin the GUI" });
     const read = await handler.read!(b.id, b.outs);
     expect(read.props).to.include({ notes: "edited by hand\nin the GUI", notesTemplate: "edited by hand\\nin the GUI" });
-    const step = await change({ id: b.id, outs: read.props as Outs }, base);
+    const step = await change({ id: b.id, outs: read.props as Outs }, { ...base, notesTemplate: "nightly {{vmid}} in {{cluster}}" });
     expect(step.diff).to.include({ changes: true });
     expect(step.diff.replaces).to.deep.equal([]);
-    expect(step.outs.notes).to.equal(`nightly ${vmid}`);
-    expect((await info(b.id)).notes).to.equal(`nightly ${vmid}`);
+    expect(step.outs.notes).to.equal(`nightly ${vmid} in sandbox`);
+    expect((await info(b.id)).notes).to.equal(`nightly ${vmid} in sandbox`);
     await handler.delete!(b.id, step.outs);
   });
 
