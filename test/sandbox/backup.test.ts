@@ -344,22 +344,30 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       const st = await env.task("POST", "/nodes/pve1/lxc/130/clone", { newid: 133, hostname: "linked" });
       expect(st.exitstatus).to.equal("OK");
       const cfg = (await env.api("GET", "/nodes/pve1/lxc/133/config")).json.data;
-      expect(cfg.rootfs).to.match(/^local-lvm:base-130-disk-0\/vm-133-disk-0,size=1G$/);
+      expect(cfg.rootfs).to.equal("local-lvm:vm-133-disk-0,size=1G"); // LvmThinPlugin clone_image: a plain LV name
       expect(cfg).to.include({ hostname: "linked" });
       expect(cfg.template).to.equal(undefined);
       expect((await env.api("GET", "/nodes/pve1/lxc/130/config")).json.data.lock).to.equal(undefined);
     });
 
-    it("a template with linked clones cannot be destroyed (base volume in use); after the clone is gone it can", async () => {
-      await createCt(env, 140, { rootfs: "local-lvm:1" });
+    it("a zfs template with linked clones cannot be destroyed (base volume in use); lvmthin allows it", async () => {
+      await createCt(env, 140, { rootfs: "local-zfs:1" });
       await env.api("POST", "/nodes/pve1/lxc/140/template");
       await waitTemplate(140);
       expect((await env.task("POST", "/nodes/pve1/lxc/140/clone", { newid: 141 })).exitstatus).to.equal("OK");
+      expect((await env.api("GET", "/nodes/pve1/lxc/141/config")).json.data.rootfs).to.equal("local-zfs:basevol-140-disk-0/subvol-141-disk-0,size=1G");
       const st = await env.task("DELETE", "/nodes/pve1/lxc/140");
-      expect(st.exitstatus).to.equal("base volume 'base-140-disk-0' is still in use by linked clones");
-      expect((await env.api("GET", "/nodes/pve1/lxc/140/config")).json.data).to.include({ template: 1, rootfs: "local-lvm:base-140-disk-0,size=1G" });
+      expect(st.exitstatus).to.equal("base volume 'basevol-140-disk-0' is still in use by linked clones");
+      expect((await env.api("GET", "/nodes/pve1/lxc/140/config")).json.data).to.include({ template: 1, rootfs: "local-zfs:basevol-140-disk-0,size=1G" });
       expect((await env.task("DELETE", "/nodes/pve1/lxc/141")).exitstatus).to.equal("OK");
       expect((await env.task("DELETE", "/nodes/pve1/lxc/140")).exitstatus).to.equal("OK");
+      // lvmthin: the clone is an independent thin snapshot; the template can go first
+      await createCt(env, 142, { rootfs: "local-lvm:1" });
+      await env.api("POST", "/nodes/pve1/lxc/142/template");
+      await waitTemplate(142);
+      expect((await env.task("POST", "/nodes/pve1/lxc/142/clone", { newid: 143 })).exitstatus).to.equal("OK");
+      expect((await env.task("DELETE", "/nodes/pve1/lxc/142")).exitstatus).to.equal("OK");
+      expect((await env.api("GET", "/nodes/pve1/lxc/143/config")).json.data.rootfs).to.equal("local-lvm:vm-143-disk-0,size=1G");
     });
 
     it("full clone of a running CT needs a snapshot; from a snapshot it works", async () => {

@@ -119,10 +119,16 @@ export function registerClone(core: Core): void {
               const base = core.storage.readVolume(node, vol);
               if (!base) throw new Error(`volume '${vol}' does not exist`);
               const baseName = vol.slice(sid.length + 1);
+              const type = core.storage.def(sid)?.type;
+              const isBase = /(?:^|\/)(?:base|basevol)-\d+-disk-\d+/.test(baseName);
+              // ZFSPoolPlugin clone_image clones base volumes only (also from a snapshot).
+              if (type === "zfspool" && !isBase) throw new Error("clone_image only works on base images");
               const child = core.storage.allocName(node, sid, newid);
-              // BTRFSPlugin clone_image: a snapshot under the new owner, no `base/` link in the name.
-              nv = core.storage.def(sid)?.type === "btrfs" ? `${sid}:${child}` : `${sid}:${baseName}/${child}`;
-              core.storage.writeVolume(node, nv, { size: base.size, marker: base.marker, ctime: Math.floor(Date.now() / 1000), base: baseName, snapshots: {} });
+              // vdisk_clone names: zfs `<base>/<child>` (the base stays referenced); lvmthin and
+              // btrfs an independent snapshot under the new owner, so a plain `<child>`.
+              nv = type === "zfspool" ? `${sid}:${baseName}/${child}` : `${sid}:${child}`;
+              const from = (p.snapname ? base.snapshots[p.snapname] : undefined) ?? base;
+              core.storage.writeVolume(node, nv, { size: from.size, marker: from.marker, ctime: Math.floor(Date.now() / 1000), ...(type === "zfspool" ? { base: baseName } : {}), snapshots: {} });
               ctx.log(`create linked clone of mount point ${key} (${vol})`);
             }
             created.push(nv);

@@ -312,7 +312,9 @@ export class StorageModel {
   baseInUse(node: string, volid: string): boolean {
     const { storage, volname } = this.parseVolid(volid);
     if (!/(?:^|\/)(?:base|basevol)-\d+-disk-\d+/.test(volname)) return false;
-    return this.listImages(node, storage).some((v) => v.data.base === volname);
+    // Only names that carry their base (`<base>/<child>`, zfs) keep it referenced; lvmthin and
+    // btrfs clones are independent ("LVM-thin allows deletion of still referenced base volumes").
+    return this.listImages(node, storage).some((v) => v.volname.startsWith(`${volname}/`));
   }
 
   freeVolume(node: string, volid: string): void {
