@@ -4,3 +4,4 @@ export * from "./template";
 export * from "./snapshot";
 export * from "./backup";
 export * from "./oci-image";
+export * from "./lookups";

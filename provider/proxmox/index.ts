@@ -27,6 +27,8 @@ export type { VzdumpParams, VzdumpMode, VzdumpCompress, ArchiveTarget } from "./
 export { uploadFile, sha256File, normalizeUploadFilename } from "./upload";
 export type { UploadOptions, UploadResult, UploadProgress, ChecksumAlgorithm } from "./upload";
 export { DEFAULT_RETRY_POLICY } from "./retry";
+export { VmidAllocator, vmidAllocator } from "./vmids";
+export type { VmidSource } from "./vmids";
 export type { RetryPolicy } from "./retry";
 export { TlsPinMismatchError } from "./tlsAgent";
 export type { Params, ParamValue } from "./encode";
