@@ -223,6 +223,36 @@ describe("Backup handler (in process, against the sandbox)", function () {
   });
 });
 
+describe("Backup handler: a backup that outlives timeouts.create", function () {
+  this.timeout(60_000);
+  let sb: SandboxHandle;
+  before(async () => {
+    sb = await startSandbox({ port: 0, nodes: ["pve1"], taskDurationMs: 2500, authFailureDelayMs: 0 });
+    useSandboxProvider(sb);
+  });
+  after(async () => {
+    await sb?.stop();
+  });
+
+  it("is recorded (partial failure with the volume), not made twice", async () => {
+    const template = await applianceTemplate("alpine", "local");
+    const { vmid } = await providerClient().lxc.createContainer({ node: "pve1", config: { ostemplate: template, rootfs: "local-lvm:1", hostname: "slow" } });
+    // No storage declared: the node's only backup storage ('local') is where it lands.
+    const err = await handler.create({ vmid, timeouts: { create: 1 } }).then(
+      () => undefined,
+      (e: Error & { id?: string; properties?: Outs }) => e,
+    );
+    expect(err?.message).to.match(/still running after 1 s\. It was not cancelled/);
+    expect(err?.id).to.match(new RegExp(`^local:backup/vzdump-lxc-${vmid}-.*\\.tar\\.zst$`));
+    expect(err?.properties).to.include({ volume: err?.id, backupNode: "pve1", vmid });
+    // Once the task is done, refresh reads the real backup.
+    await new Promise((r) => setTimeout(r, 3500));
+    const read = await handler.read!(err!.id!, err!.properties!);
+    expect(read.id).to.equal(err!.id);
+    expect((read.props as Outs).size).to.be.greaterThan(0);
+  });
+});
+
 describe("Backup check() (property-based)", () => {
   const junk = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null));
   const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(fc.oneof({ weight: 8, arbitrary: a }, { weight: 1, arbitrary: junk as fc.Arbitrary<unknown> }), { nil: undefined, freq: 2 });

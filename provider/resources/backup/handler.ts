@@ -201,14 +201,15 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const { node } = await locateContainer(client, a.vmid);
     ctx.bind({ node });
     if (a.node && a.node !== node) ctx.log.info({ declared: a.node, actual: node }, "container is on another node than declared; backing up there");
-    await pastLatestSecond(client, vz, node, await targetStorages(vz, node, a.storage, ctx), a.vmid, ctx);
+    const storages = await targetStorages(vz, node, a.storage, ctx);
+    await pastLatestSecond(client, vz, node, storages, a.vmid, ctx);
     const params = vzdumpParams(a);
     ctx.log.info({ mode: params.mode, compress: params.compress, storage: a.storage ?? "(node default)" }, "starting backup");
     let upid: string;
     try {
       ({ upid } = await vz.run(node, params, { logger: ctx.log, wait: { timeoutMs: timeoutMs(a, "create") } }));
     } catch (e) {
-      if (e instanceof PveTaskTimeoutError) throw await timedOut(e, vz, e.upid, a, node);
+      if (e instanceof PveTaskTimeoutError) throw await timedOut(e, vz, e.upid, a, node, storages);
       if (e instanceof PveTaskFailedError) throw new Error(explainBackupFailure(e.message, a.vmid, a.storage));
       throw e;
     }
@@ -228,13 +229,14 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
 
 /**
  * The task outlived timeouts.create and was not cancelled: when the log already names the
- * archive and the storage is known, record the backup (a partial failure), so the next
- * `up`/`refresh` tracks it instead of making a second one.
+ * archive and the storage is known (declared, or the node's only backup storage), record the
+ * backup (a partial failure), so the next `up`/`refresh` tracks it instead of making a second one.
  */
-async function timedOut(e: PveTaskTimeoutError, vz: VzdumpApi, upid: string, a: BackupArgs, node: string): Promise<Error> {
+async function timedOut(e: PveTaskTimeoutError, vz: VzdumpApi, upid: string, a: BackupArgs, node: string, storages: string[]): Promise<Error> {
   const target = await vz.archiveOf(upid).catch(() => undefined);
-  if (!target || !a.storage) return e;
-  const volid = backupVolid(a.storage, target);
+  const storage = a.storage ?? (storages.length === 1 ? storages[0] : undefined);
+  if (!target || !storage) return e;
+  const volid = backupVolid(storage, target);
   const outs = { ...a, volume: volid, backupNode: node, size: 0, ctime: 0, notes: "", protected: a.protected === true, protectedByResource: a.protected === true };
   return partialFailure(e, volid, stripUndefined(outs));
 }
