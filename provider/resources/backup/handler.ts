@@ -252,7 +252,8 @@ async function read(id: string, props: Record<string, unknown>): Promise<pulumi.
     }
     const declared = parse(props);
     // Notes changed outside: show it as a notesTemplate change, so the next `up` rewrites them.
-    if (declared.notesTemplate !== undefined && found.attrs.notes !== props.notes) {
+    // (Not for a backup recorded while its task still ran, ctime 0: its notes were not read yet.)
+    if (declared.notesTemplate !== undefined && props.ctime && found.attrs.notes !== props.notes) {
       ctx.log.info({ volume: volid }, "backup notes were changed outside the program");
       declared.notesTemplate = templateFor(found.attrs.notes);
     }
