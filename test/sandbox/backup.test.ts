@@ -238,6 +238,15 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       expect(cfg.lock).to.equal(undefined);
     });
 
+    it("GET /nodes/{node}/vzdump/extractconfig returns the backed-up pct.conf (no lock, no snapshots)", async () => {
+      const r = await env.api("GET", `/nodes/pve1/vzdump/extractconfig?volume=${encodeURIComponent(volid)}`);
+      expect(r.status, r.text).to.equal(200);
+      const text: string = r.json.data;
+      expect(text.split("\n")).to.include.members(["#the web CT", "hostname: web", "memory: 1024", "rootfs: local-lvm:vm-100-disk-0,size=1G"]);
+      expect(text).to.not.match(/^lock:/m);
+      expect(text).to.not.match(/^\[/m);
+    });
+
     it("declared parameters override the backup's config; unique=1 regenerates MACs", async () => {
       const st = await env.task("POST", "/nodes/pve1/lxc", { vmid: 301, ostemplate: volid, restore: 1, storage: "local-lvm", memory: 2048, hostname: "web-copy", unique: 1 });
       expect(st.exitstatus).to.equal("OK");
