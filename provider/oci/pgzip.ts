@@ -16,7 +16,7 @@
  * checksum rely on).
  *
  * Cost: each member restarts deflate's 32 KiB window and adds an 18-byte header/trailer;
- * with 1 MiB blocks the output is ~0.1-0.3 % larger than one stream.
+ * with 1 MiB blocks the output is ~0.5 % larger than one stream (measured on a node_modules tar).
  */
 import * as os from "node:os";
 import * as zlib from "node:zlib";
