@@ -9,8 +9,8 @@
  * thread pool (4 threads by default), so up to `parallel` blocks compress at once while
  * the JavaScript thread goes on flattening. No worker isolates, no copies between them.
  *
- * Memory stays bounded whatever the image size: at most `parallel` blocks in flight plus
- * one being filled, and the write callback waits while the pool is full (backpressure).
+ * Memory stays bounded whatever the image size: at most `parallel` blocks in flight (the
+ * block buffers are reused), and the write callback waits while they are all busy.
  * Output is deterministic: blocks are cut at byte offsets, never by timing, so the same
  * input gives the same bytes (and the same sha256, which the cache and PVE's upload
  * checksum rely on).
@@ -25,21 +25,33 @@ import { Transform, TransformCallback } from "node:stream";
 export interface ParallelGzipOptions {
   /** Bytes per gzip member (default 1 MiB). */
   blockSize?: number;
-  /** Blocks compressed at once (default: the number of CPUs, 2 to 4). */
+  /** Blocks in flight at most (default: CPUs + 1, 2 to 3). */
   parallel?: number;
   level?: number;
 }
 
-/** Blocks in flight by default: every core, but not more than libuv's 4 pool threads. */
+/**
+ * Blocks in flight by default: one per core plus one (the flattening thread is busy too
+ * while a block fills), at most 3 so that one of libuv's 4 pool threads stays free for
+ * layer decompression and file I/O.
+ */
 export function defaultGzipParallelism(): number {
   const cpus = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
-  return Math.min(4, Math.max(2, cpus));
+  return Math.min(3, Math.max(2, cpus + 1));
 }
 
-function gzipBlock(block: Buffer, level: number): Promise<Buffer> {
+/**
+ * One gzip member of `block`, as zlib's 64 KiB output chunks. The zlib handle (its ~300 KiB
+ * of deflate state) is freed when the stream ends, not when GC gets to it.
+ */
+function gzipBlock(block: Buffer, level: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
-    // One output chunk for the whole member: deflate never grows data by more than ~0.1 %.
-    zlib.gzip(block, { level, chunkSize: block.length + (block.length >> 6) + 1024 }, (err, out) => (err ? reject(err) : resolve(out)));
+    const gz = zlib.createGzip({ level, chunkSize: 1 << 16 });
+    const out: Buffer[] = [];
+    gz.on("data", (c: Buffer) => out.push(c));
+    gz.on("end", () => resolve(out));
+    gz.on("error", reject);
+    gz.end(block);
   });
 }
 
@@ -47,10 +59,16 @@ export class ParallelGzip extends Transform {
   private readonly blockSize: number;
   private readonly parallel: number;
   private readonly level: number;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** Members being compressed, in output order. */
-  private readonly inflight: Array<Promise<Buffer>> = [];
+  /**
+   * Block buffers, reused: one being filled plus one per member in flight. Fresh 1 MiB
+   * buffers per block would outlive a young-generation scavenge while compressing and
+   * pile up in the old generation until a full GC (measured: +50 MiB peak RSS).
+   */
+  private readonly free: Buffer[] = [];
+  private filling: Buffer;
+  private filled = 0;
+  /** Members being compressed, in output order, with the block each one holds. */
+  private readonly inflight: Array<{ member: Promise<Buffer[]>; block: Buffer }> = [];
   private members = 0;
 
   constructor(opts: ParallelGzipOptions = {}) {
@@ -58,41 +76,51 @@ export class ParallelGzip extends Transform {
     this.blockSize = opts.blockSize ?? 1 << 20;
     this.parallel = Math.max(1, opts.parallel ?? defaultGzipParallelism());
     this.level = opts.level ?? 6;
+    this.filling = Buffer.allocUnsafe(this.blockSize);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes < this.blockSize) return cb();
-    this.startBlocks(false).then(() => cb(), cb);
+    this.fill(chunk, false).then(() => cb(), cb);
   }
 
   override _flush(cb: TransformCallback): void {
-    this.startBlocks(true)
+    this.fill(Buffer.alloc(0), true)
       .then(async () => {
-        // Empty input still gives a valid gzip file (one empty member).
-        if (this.members === 0) this.push(await gzipBlock(Buffer.alloc(0), this.level));
-        while (this.inflight.length) this.push(await this.inflight.shift()!);
+        while (this.inflight.length) await this.emitOldest();
         cb();
       })
       .catch(cb);
   }
 
-  /** Starts every full block (and the last partial one when `final`), waiting for room. */
-  private async startBlocks(final: boolean): Promise<void> {
-    while (this.pendingBytes >= this.blockSize || (final && this.pendingBytes > 0)) {
-      const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
-      const n = Math.min(this.blockSize, all.length);
-      const rest = all.subarray(n);
-      this.pending = rest.length ? [rest] : [];
-      this.pendingBytes = rest.length;
-      const member = gzipBlock(all.subarray(0, n), this.level);
-      // Awaited in order below; this only keeps a later member's failure from being
-      // reported as unhandled while an earlier one is awaited.
-      member.catch(() => undefined);
-      this.inflight.push(member);
-      this.members++;
-      while (this.inflight.length >= this.parallel) this.push(await this.inflight.shift()!);
+  /** Copies `chunk` into blocks, starting each full one (and the last when `final`). */
+  private async fill(chunk: Buffer, final: boolean): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = chunk.copy(this.filling, this.filled, off);
+      this.filled += n;
+      off += n;
+      if (this.filled === this.blockSize) await this.startBlock();
     }
+    // Empty input still gives a valid gzip file (one empty member).
+    if (final && (this.filled > 0 || this.members === 0)) await this.startBlock();
+  }
+
+  private async startBlock(): Promise<void> {
+    const block = this.filling;
+    const member = gzipBlock(block.subarray(0, this.filled), this.level);
+    // Awaited in order in emitOldest; this only keeps a later member's failure from being
+    // reported as unhandled while an earlier one is awaited.
+    member.catch(() => undefined);
+    this.inflight.push({ member, block });
+    this.members++;
+    while (this.inflight.length >= this.parallel) await this.emitOldest();
+    this.filling = this.free.pop() ?? Buffer.allocUnsafe(this.blockSize);
+    this.filled = 0;
+  }
+
+  private async emitOldest(): Promise<void> {
+    const { member, block } = this.inflight.shift()!;
+    for (const c of await member) this.push(c);
+    this.free.push(block);
   }
 }
