@@ -126,9 +126,9 @@ export async function runOciConvert(o: OciConvertOptions): Promise<BenchResult> 
         `${o.reps} measured repetitions of each, interleaved (ours gz, ours zst, peer, pigz, zstd / the reverse), after one unmeasured warm-up of each of ours and the peer`,
       ],
       ratios: [
-        ratio("ours .tar.gz / zcat | pigz -p 2 -6 (time)", s("oursGz"), s("pigz"), "s", "<= 1.1x", (r) => r <= 1.1),
+        ratio("ours .tar.gz / pigz -p 2 -6 floor (time)", s("oursGz"), s("pigz"), "s", "<= 1.1x", (r) => r <= 1.1),
         ratio("ours .tar.gz / skopeo + umoci + tar gzip -6 (time)", s("oursGz"), s("peer"), "s", "<= 0.4x", (r) => r <= 0.4),
-        ratio("ours .tar.zst / zcat | zstd -T2 -3 (time)", s("oursZst"), s("zstd"), "s", "<= 1.1x", (r) => r <= 1.1),
+        ratio("ours .tar.zst / zstd -T2 -3 floor (time)", s("oursZst"), s("zstd"), "s", "<= 1.1x", (r) => r <= 1.1),
       ],
       metrics: [
         { name: "our peak RSS (max of all runs, gz and zst)", value: `${fmt(rss, 1)} MiB`, target: "<= 128 MiB", met: rss <= 128 },
