@@ -10,6 +10,7 @@ import { startSandbox, type SandboxHandle } from "../../sandbox";
 import handler from "../../provider/resources/container/handler";
 import { providerClient } from "../../provider/resources/operation";
 import { useSandboxProvider, applianceTemplate } from "../support/provider";
+import { VzdumpApi } from "../../provider/proxmox/vzdump";
 
 type Outs = Record<string, any>;
 
@@ -90,7 +91,8 @@ describe("Container clone, template conversion and restore (in process, against 
 
   it("makes three linked clones of a template in parallel and applies the declared inputs on top", async () => {
     const client = providerClient();
-    const tpl = await up({ ...golden(), isTemplate: true });
+    // On zfs a linked clone's volume names its base (`base…/subvol-…`); lvmthin's would not show it.
+    const tpl = await up({ ...golden(), rootfs: { storage: "local-zfs", size: "2G" }, isTemplate: true });
     const tplVmid = Number(tpl.id);
     expect(tpl.outs.status).to.equal("stopped");
     const cloneArgs = (i: number) => ({
@@ -99,7 +101,7 @@ describe("Container clone, template conversion and restore (in process, against 
       hostname: `web-${i}`,
       tags: ["web", `n${i}`],
       memory: { dedicated: 256 * (i + 1), swap: 0 },
-      rootfs: { storage: "local-lvm", size: i === 2 ? "3G" : "2G" },
+      rootfs: { storage: "local-zfs", size: i === 2 ? "3G" : "2G" },
       resourceName: `web-${i}`,
     });
     const clones = await Promise.all([0, 1, 2].map((i) => up(cloneArgs(i))));
@@ -110,7 +112,7 @@ describe("Container clone, template conversion and restore (in process, against 
       expect(cfg.hostname).to.equal(`web-${i}`);
       expect(Number(cfg.memory)).to.equal(256 * (i + 1));
       expect(cfg.tags).to.equal(`n${i};web`);
-      expect(String(cfg.rootfs), "linked to the template's base volume").to.match(new RegExp(`^local-lvm:base-${tplVmid}-disk-\\d+/vm-${vmid}-disk-`));
+      expect(String(cfg.rootfs), "linked to the template's base volume").to.match(new RegExp(`^local-zfs:basevol-${tplVmid}-disk-\\d+/subvol-${vmid}-disk-`));
       expect(String(cfg.net0), "the copied interface, with a new MAC").to.include("bridge=vmbr0");
       expect(c.outs.hwaddrs.net0).to.not.equal(tpl.outs.hwaddrs.net0);
       expect(c.outs.status).to.equal("running");
@@ -158,6 +160,40 @@ describe("Container clone, template conversion and restore (in process, against 
     );
     expect((await client.cluster.containers()).map((c) => c.vmid)).to.deep.equal([vmid]);
     await handler.delete!(src.id, src.outs);
+  });
+
+  it("restores a backup as a new CT with the declared inputs applied on top; a bigger rootfs grows it", async () => {
+    const client = providerClient();
+    const src = await up({ ...golden(), started: false, hostname: "db", tags: ["db"], resourceName: "db" });
+    const srcVmid = Number(src.id);
+    const vz = new VzdumpApi(client);
+    const { upid } = await vz.run("pve1", { vmid: srcVmid, storage: "local", compress: "zstd", mode: "stop" });
+    const backup = (await vz.locate("pve1", upid, srcVmid, "local"))!.volid;
+    expect(backup).to.match(new RegExp(`^local:backup/vzdump-lxc-${srcVmid}-\\d{4}_\\d\\d_\\d\\d-\\d\\d_\\d\\d_\\d\\d\\.tar\\.zst$`));
+    const restoreArgs = {
+      node: "pve1",
+      restore: { backup, unique: true },
+      hostname: "db-restored",
+      memory: { dedicated: 1024, swap: 0 },
+      rootfs: { storage: "local-zfs", size: "3G" },
+      resourceName: "db-restored",
+    };
+    const restored = await up(restoreArgs);
+    const vmid = Number(restored.id);
+    expect(vmid).to.not.equal(srcVmid);
+    const cfg = await client.lxc.getConfig("pve1", vmid, { current: true });
+    expect(cfg.hostname).to.equal("db-restored");
+    expect(Number(cfg.memory)).to.equal(1024);
+    expect(cfg.tags, "the backup's config is the starting point").to.equal("db");
+    expect(String(cfg.rootfs)).to.match(/^local-zfs:subvol-\d+-disk-\d+,size=3G/);
+    expect(restored.outs.hwaddrs.net0, "unique: a new MAC").to.not.equal(src.outs.hwaddrs.net0);
+    expect(restored.outs.status).to.equal("running");
+    await settled(restored, restoreArgs);
+    const other = await handler.diff!(restored.id, restored.outs, await checked({ ...restoreArgs, restore: { backup, unique: false } }));
+    expect(other.replaces).to.deep.equal(["restore"]);
+    await handler.delete!(restored.id, restored.outs);
+    await handler.delete!(src.id, src.outs);
+    await client.storage.deleteVolumeAndWait("pve1", backup);
   });
 
   it("check: template, clone and restore are mutually exclusive; a backup as template points at restore", async () => {
