@@ -12,7 +12,8 @@
  *   optional PVE_TEST_NODE2 (migration), PVE_TEST_ROOTFS_FILE (quickstart: a real CT template
  *   file on this machine, which the example uploads), PVE_TEST_OCI_IMAGE (oci-app: an image
  *   reference with a runnable app, e.g. docker.io/library/nginx:1.27-alpine), PVE_TEST_TEMPLATE_STORAGE (default
- *   local), PVE_TEST_BRIDGE (default vmbr0).
+ *   local), PVE_TEST_BRIDGE (default vmbr0), PVE_TEST_BACKUP_STORAGE (golden-image: content
+ *   backup, default local; PVE_TEST_STORAGE must then do linked clones: lvmthin, zfspool, rbd, btrfs).
  * Against a real host the provider reads the PROXMOX_VE_* variables itself (no proxmox:*
  * stack config is set), and the sandbox-only assertions (global emptiness, schema violation
  * counter) are skipped.
@@ -260,6 +261,48 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
       destroyed.add(stack);
       await expectNothingLeft([vmid], [outs.templateVolid as string]);
       console.log(`      oci-app: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    });
+  });
+
+  describe("golden-image (template conversion, three linked clones, a backup restored as a new CT)", function () {
+    let stack: PulumiStack;
+    after(async () => stack && (await dispose(stack)));
+
+    it("builds the template and its clones, changes the clones' memory in place, restores the backup, destroys everything", async function () {
+      const started = Date.now();
+      const backupStorage = process.env.PVE_TEST_BACKUP_STORAGE || "local";
+      stack = await exampleStack("golden-image", {
+        "golden-image:node": target.node,
+        "golden-image:templateStorage": target.templateStorage,
+        "golden-image:diskStorage": target.diskStorage,
+        "golden-image:backupStorage": backupStorage,
+        "golden-image:bridge": target.bridge,
+      });
+      const outs = await upAndSettle(stack, ["debian", "golden", "web-0", "web-1", "web-2", "web-0-backup", "web-0-copy"]);
+      const goldenVmid = outs.goldenVmid as number;
+      const webVmids = outs.webVmids as number[];
+      const copyVmid = outs.copyVmid as number;
+      expect(outs.goldenIsTemplate).to.equal(true);
+      expect((await target.client.lxc.getConfig(target.node, goldenVmid, { current: true })).template, "golden is a CT template").to.equal(true);
+      expect(new Set(webVmids).size).to.equal(3);
+      for (const vmid of webVmids) {
+        const cfg = await target.client.lxc.getConfig(target.node, vmid, { current: true });
+        expect(cfg.tags).to.equal("golden-image;web");
+        expect(Number(cfg.memory)).to.equal(512);
+      }
+      expect(outs.backupVolume).to.match(new RegExp(`^${backupStorage}:backup/vzdump-lxc-${webVmids[0]}-`));
+      expect(outs.copyHostname).to.equal("web-0-copy");
+      expect((await target.client.lxc.getConfig(target.node, copyVmid, { current: true })).tags, "the backup's config").to.equal("golden-image;web");
+
+      await changeAndConverge(stack, { "golden-image:webMemory": "768" }, { "web-0": "update", "web-1": "update", "web-2": "update" });
+      for (const vmid of webVmids) expect(Number((await target.client.lxc.getConfig(target.node, vmid, { current: true })).memory)).to.equal(768);
+
+      const templateVolid = (await stack.exportState()).deployment.resources?.find((r) => r.urn.endsWith("::debian"))?.outputs?.volid as string;
+      await stack.destroy();
+      destroyed.add(stack);
+      await expectNothingLeft([goldenVmid, ...webVmids, copyVmid], templateVolid ? [templateVolid] : []);
+      expect(await target.client.storage.findVolume(target.node, outs.backupVolume as string), "the backup volume").to.equal(undefined);
+      console.log(`      golden-image: ${((Date.now() - started) / 1000).toFixed(0)} s`);
     });
   });
 
