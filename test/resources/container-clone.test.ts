@@ -132,6 +132,18 @@ describe("Container clone, template conversion and restore (in process, against 
     await handler.delete!(tpl.id, tpl.outs);
   });
 
+  it("waits out the source's lock held by another operation instead of failing", async () => {
+    const client = providerClient();
+    const tpl = await up({ ...golden(), rootfs: { storage: "local-zfs", size: "2G" }, isTemplate: true, resourceName: "tpl" });
+    await sb.admin.holdLock(Number(tpl.id), "disk", 2); // as another clone (elsewhere) would
+    const began = Date.now();
+    const c = await up({ node: "pve1", clone: { source: Number(tpl.id) }, started: false, resourceName: "late" });
+    expect(Date.now() - began, "waited for the lock").to.be.greaterThan(1500);
+    expect((await client.lxc.getConfig("pve1", Number(c.id), { current: true })).lock).to.equal(undefined);
+    await handler.delete!(c.id, c.outs);
+    await handler.delete!(tpl.id, tpl.outs);
+  });
+
   it("full-clones a stopped CT from a snapshot, and refuses what Proxmox would refuse, naming the field", async () => {
     const client = providerClient();
     const src = await up({ ...golden(), started: false, resourceName: "src" });
@@ -209,5 +221,24 @@ describe("Container clone, template conversion and restore (in process, against 
     expect(await reasons({ node: "pve1", restore: { backup: "local:backup/x.tar.zst" } })).to.match(/rootfs: is required with restore/);
     expect(await reasons({ node: "pve1", restore: { backup: "local:backup/x.tar.zst", force: true }, rootfs: { storage: "local-lvm", size: "2G" } })).to.match(/restore\.force: needs vmid/);
     expect(await reasons({ node: "pve1" })).to.match(/template: is required.*clone.*restore/);
+  });
+});
+
+describe("queuePerSource (clones of one source, one at a time)", () => {
+  it("runs jobs of one key one after the other, other keys in parallel, and survives a failure", async () => {
+    const { queuePerSource } = await import("../../provider/resources/container/clone");
+    const log: string[] = [];
+    const job = (key: string, name: string, ms: number, fail = false) =>
+      queuePerSource(key, async () => {
+        log.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, ms));
+        log.push(`end ${name}`);
+        if (fail) throw new Error(`${name} failed`);
+        return name;
+      });
+    const results = await Promise.allSettled([job("pve1/100", "a", 30, true), job("pve1/100", "b", 10), job("pve1/200", "x", 5)]);
+    expect(results.map((r) => r.status)).to.deep.equal(["rejected", "fulfilled", "fulfilled"]);
+    expect(log.indexOf("start b"), "b starts after a ended").to.be.greaterThan(log.indexOf("end a"));
+    expect(log.indexOf("start x"), "another source does not wait").to.be.lessThan(log.indexOf("end a"));
   });
 });
