@@ -121,6 +121,11 @@ describe("e2e: clone, template conversion and restore through the real Pulumi CL
   it("creates a CT and converts it into a template in place (the preview says update)", async () => {
     outs = await step({}, { golden: "create" });
     goldenVmid = outs.goldenVmid as number;
+    // A linked clone of a Container not declared a template: refused by check() in the preview.
+    stack.writeProgram(program(template) + `\nnew Container("linked", { node: "pve1", clone: { source: golden, full: false } });\n`);
+    const refused = await stack.run(["preview", "--non-interactive"], { allowFailure: true });
+    expect(refused.code, "preview fails").to.not.equal(0);
+    expect(refused.stdout + refused.stderr).to.match(/clone\.full: false asks for a linked clone, but the source CT \d+ is not a template/);
     outs = await step({ isTemplate: true }, { golden: "update" });
     expect(outs.goldenVmid, "same CT").to.equal(goldenVmid);
     expect(outs.goldenIsTemplate).to.equal(true);
@@ -173,6 +178,9 @@ describe("e2e: clone, template conversion and restore through the real Pulumi CL
     stack.writeProgram(program(template, { isTemplate: false, clones: true, web1Memory: 512, restore: true }));
     const preview = await stack.preview();
     expect(opFor(preview, "golden"), describeChanges(preview)).to.equal("replace");
+    expect(opFor(preview, "web-0"), "a linked clone goes with its template").to.equal("replace");
+    const text = await stack.run(["preview", "--diff", "--non-interactive"]);
+    expect(text.stdout + text.stderr, "the preview says why").to.match(/isTemplate true → false replaces the container: Proxmox cannot turn a CT template back into a container/);
     stack.writeProgram(program(template, { isTemplate: true, clones: true, web1Memory: 512, restore: true }));
     expect(hasNoChanges(await stack.preview())).to.equal(true);
   });

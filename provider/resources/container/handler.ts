@@ -23,7 +23,7 @@ import { sizeBytes } from "./args";
 import { checkCloneHint, effectiveArgs, templateReplaces } from "./origin";
 import { cloneContainer } from "./clone";
 import { restoreContainer } from "./restore";
-import { ensureTemplate, startedIgnoredWarning, undeclaredTemplateError } from "./templateConversion";
+import { ensureTemplate, noteTemplateReplace, startedIgnoredWarning, undeclaredTemplateError } from "./templateConversion";
 
 /** The size a disk (`rootfs` / `mpN`) has in an observed config, if known. */
 function diskSize(observed: ContainerArgs, disk: string): string | undefined {
@@ -111,6 +111,7 @@ async function diff(_id: string, olds: Record<string, unknown>, news: Record<str
           !((k === "vmid" || k === "unprivileged") && news[k] === undefined),
       );
       const replaces = changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k) || (k === "isTemplate" && templateReplaces(olds.isTemplate, news.isTemplate)));
+      noteTemplateReplace(replaces, news.resourceName);
       return { changes: changed.length > 0, replaces, deleteBeforeReplace: news.vmid !== undefined };
     }
     const next = parse(news);
@@ -119,6 +120,7 @@ async function diff(_id: string, olds: Record<string, unknown>, news: Record<str
       hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
     });
     // A fixed vmid cannot exist twice: the old CT must go before the new one is created.
+    noteTemplateReplace(plan.replaces, next.resourceName);
     return { changes: plan.changed.length > 0, replaces: plan.replaces, deleteBeforeReplace: next.vmid !== undefined };
   });
 }

@@ -37,3 +37,11 @@ export function startedIgnoredWarning(news: Record<string, unknown>): string | u
   }
   return undefined;
 }
+
+/** diff(): say why the preview replaces a template (the engine only names the field). */
+export function noteTemplateReplace(replaces: string[], resourceName: unknown): void {
+  if (!replaces.includes("isTemplate")) return;
+  process.stderr.write(
+    `[proxmox] Container ${String(resourceName ?? "")}: isTemplate true → false replaces the container: Proxmox cannot turn a CT template back into a container (its linked clones are replaced with it)\n`,
+  );
+}
