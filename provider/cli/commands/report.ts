@@ -101,8 +101,12 @@ function without(obj: Record<string, unknown> | undefined, keys: string[]): Reco
   return out;
 }
 
-const hasUnknown = (v: unknown): boolean =>
-  v === UNKNOWN || (Array.isArray(v) ? v.some(hasUnknown) : isObject(v) ? Object.values(v).some(hasUnknown) : false);
+const contains = (marker: string) => {
+  const has = (v: unknown): boolean => v === marker || (Array.isArray(v) ? v.some(has) : isObject(v) ? Object.values(v).some(has) : false);
+  return has;
+};
+const hasUnknown = contains(UNKNOWN);
+const hasSecret = contains(SECRET);
 
 // ---------------------------------------------------------------- containers
 
@@ -116,7 +120,7 @@ interface ContainerUpdate {
  * What an in-place update of a container does, from the planner's plan. `running` is the
  * state before the update (from the old outputs).
  */
-function describeContainerUpdate(prev: ContainerArgs, next: ContainerArgs, plan: ChangePlan, running: boolean): ContainerUpdate {
+function describeContainerUpdate(prev: ContainerArgs, next: ContainerArgs, plan: ChangePlan, changed: string[], running: boolean): ContainerUpdate {
   const effects = new Set<Effect>(["update"]);
   const details: string[] = [];
   const words: string[] = [];
@@ -147,7 +151,7 @@ function describeContainerUpdate(prev: ContainerArgs, next: ContainerArgs, plan:
   // Every other changed input, grouped by how Proxmox applies it.
   const covered = new Set([...plan.diskMoves.map((m) => m.disk), ...plan.diskResizes.map((r) => r.disk)]);
   const groups = { live: [] as string[], restart: [] as string[], createOnly: [] as string[], providerOnly: [] as string[] };
-  for (const k of plan.changed) {
+  for (const k of changed) {
     if (k === "node") continue;
     if ((CREATE_ONLY_FIELDS as readonly string[]).includes(k)) groups.createOnly.push(...propertyLines([k], olds, news));
     else if ((PROVIDER_ONLY_FIELDS as readonly string[]).includes(k)) groups.providerOnly.push(...propertyLines([k], olds, news));
@@ -251,14 +255,11 @@ function containerReport(base: ResourceReport, op: string, step: PreviewStep): v
   }
   const next = parsed.data;
   const plan = planChanges(prev, next, { volids: (outs.volids as Record<string, string>) ?? {}, hwaddrs: (outs.hwaddrs as Record<string, string>) ?? {} });
-  const update = describeContainerUpdate(prev, next, plan, outs.status === "running");
+  // The engine found a change but the planner sees none: it is in a secret input, which the
+  // preview shows only as "[secret]" (and names in no diff list) — so name the secret inputs.
+  const changed = plan.changed.length ? plan.changed : Object.keys(news).filter((k) => hasSecret(news[k]) || hasSecret(olds[k])).sort();
+  const update = describeContainerUpdate(prev, next, plan, changed, outs.status === "running");
   for (const e of update.effects) base.effects.add(e);
-  // Secret inputs compare equal here ("[secret]"); the engine's diffReasons still name them.
-  const secretOnly = (step.diffReasons ?? []).filter((k) => !plan.changed.includes(k) && k !== "__provider");
-  if (secretOnly.length) {
-    update.words.push("changed in place");
-    update.details.push(`**changed in place**: ${propertyLines(secretOnly, olds, news).join("; ")}`);
-  }
   base.headline = update.words.join(", ") || "changed in place";
   base.details.push(...update.details);
 }
