@@ -147,6 +147,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     const r = await previewAndReport({ password: "second-password" });
     expect(r.md, r.md).to.include("`password`: [secret] → [secret]");
     expect(r.md, r.md).to.include("**not changed in Proxmox**");
+    expect(r.md, r.md).to.include("| recorded only (create-only input) |");
     expect(r.md, r.md).to.not.include("first-password").and.not.include("second-password");
     expect(r.code).to.equal(0);
     await stack.up();

@@ -178,6 +178,7 @@ function describeContainerUpdate(prev: ContainerArgs, next: ContainerArgs, plan:
     }
   }
   if (groups.createOnly.length) {
+    if (!words.length) words.push("recorded only (create-only input)");
     details.push(`only applied when a container is created, so **not changed in Proxmox** (change it inside the container): ${groups.createOnly.join("; ")}`);
   }
   if (groups.providerOnly.length) {
