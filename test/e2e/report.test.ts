@@ -93,6 +93,12 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     return { md: r.stdout, code: r.status ?? -1, stderr: r.stderr };
   }
 
+  it("examples/ci/preview.yml runs these same two commands", () => {
+    const workflow = fs.readFileSync(path.join(__dirname, "..", "..", "examples", "ci", "preview.yml"), "utf8");
+    expect(workflow).to.match(/pulumi preview --json .*> "\$RUNNER_TEMP\/preview.json"/);
+    expect(workflow).to.match(/npx --no-install pve-lxc report "\$RUNNER_TEMP\/preview.json" --deny "\$DENY" --output "\$RUNNER_TEMP\/report.md"/);
+  });
+
   let vmid: number;
   const where = async () => (await client.cluster.findGuest(vmid))?.node;
   const config = async () => client.lxc.getConfig((await where())!, vmid, { current: true });

@@ -48,6 +48,8 @@ export interface ResourceReport {
   headline: string;
   /** Markdown bullet lines (without the "- "). */
   details: string[];
+  /** Set when the change cannot be applied (the planner refuses it, e.g. a shrinking disk). */
+  refused?: string;
 }
 
 const SECRET = "[secret]";
@@ -187,7 +189,9 @@ function describeContainerUpdate(prev: ContainerArgs, next: ContainerArgs, plan:
   }
   if (plan.power) details.push(`the container is **${plan.power === "start" ? "started" : "stopped"}**`);
   if (!words.length && plan.power) words.push(plan.power === "start" ? "started" : "stopped");
-  return { effects, details, words: [...new Set(words)] };
+  // "changed in place, needs a reboot" already says "changed in place".
+  const finer = words.some((w) => w.startsWith("changed in place,"));
+  return { effects, details, words: [...new Set(words)].filter((w) => !(finer && w === "changed in place")) };
 }
 
 /** Property lines of input `k`, leaving out the size/storage leaves a move or grow line already shows. */
@@ -317,8 +321,15 @@ export function analyze(preview: PreviewJson): ResourceReport[] {
     const kind = PROXMOX_TYPE.exec(type)?.[1] ?? type;
     const base: ResourceReport = { name: urnName(urn), kind, effects: new Set(), headline: "", details: [] };
     if (op === "create" || op === "delete") base.effects.add(op);
-    if (kind === "Container") containerReport(base, op, step);
-    else genericReport(base, op, step);
+    try {
+      if (kind === "Container") containerReport(base, op, step);
+      else genericReport(base, op, step);
+    } catch (err) {
+      // The planner refuses what `up` would refuse (a shrinking disk): say so, do not crash.
+      base.refused = (err as Error).message;
+      base.headline = "refused: `up` would fail";
+      base.details = [`**refused**: ${base.refused}`];
+    }
     return base;
   });
 }
@@ -389,8 +400,8 @@ its volumes is lost —, deleted) with the properties involved. Secrets show as 
   --output FILE   also write the Markdown to FILE
   --title TEXT    heading of the summary (default "Proxmox changes")
 
-Exit codes: 0 allowed; 1 a denied change, or the preview reported an error; 2 bad usage or
-input. See docs/ci.md.`;
+Exit codes: 0 allowed; 1 a denied change, a change \`up\` would refuse, or the preview reported
+an error; 2 bad usage or input. See docs/ci.md.`;
 
 function parseDeny(list: string | undefined): Effect[] {
   if (!list) return [];
@@ -438,8 +449,8 @@ const command: CliCommand = {
       if (values.output) fs.writeFileSync(values.output, md);
       const denied = violations(reports, deny);
       for (const v of denied) console.error(`pve-lxc report: denied: ${v.replace(/`/g, "")}`);
-      const failed = (preview.diagnostics ?? []).some((d) => d.severity === "error");
-      if (failed) console.error("pve-lxc report: the preview reported errors (see the report)");
+      const failed = (preview.diagnostics ?? []).some((d) => d.severity === "error") || reports.some((r) => r.refused);
+      if (failed) console.error("pve-lxc report: the preview reported errors, or a change would be refused (see the report)");
       return denied.length || failed ? 1 : 0;
     } catch (err) {
       const code = String((err as NodeJS.ErrnoException).code ?? "");
