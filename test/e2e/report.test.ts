@@ -22,7 +22,7 @@ interface Knobs {
   storage?: string;
   size?: string;
   password?: string;
-  unprivileged?: boolean;
+  vmid?: number;
   pendingChanges?: "reboot" | "leave";
   /** false: the program no longer declares the container. */
   present?: boolean;
@@ -35,7 +35,7 @@ import { Container } from "pulumi-proxmox-lxc";
 const web = new Container("web", {
   node: ${JSON.stringify(k.node ?? "pve1")},
   template: ${JSON.stringify(template)},
-  unprivileged: ${k.unprivileged ?? true},
+  ${k.vmid ? `vmid: ${k.vmid},` : ""}
   hostname: "web-1",
   memory: { dedicated: ${k.memory ?? 512} },
   features: { nesting: ${k.nesting ?? true} },
@@ -99,6 +99,19 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(workflow).to.match(/npx --no-install pve-lxc report "\$RUNNER_TEMP\/preview.json" --deny "\$DENY" --output "\$RUNNER_TEMP\/report.md"/);
   });
 
+  /** `pulumi up`; on failure, the engine's error diagnostics (not the tail of the event stream). */
+  async function up(): Promise<void> {
+    const r = await stack.run(["up", "--yes", "--skip-preview", "--json"], { allowFailure: true });
+    if (r.code === 0) return;
+    const errors = r.stdout
+      .split("\n")
+      .filter((l) => l.includes('"diagnosticEvent"'))
+      .map((l) => JSON.parse(l).diagnosticEvent)
+      .filter((d) => d.severity === "error")
+      .map((d) => d.message);
+    throw new Error(`pulumi up failed:\n${errors.join("\n")}\n${r.stderr}`);
+  }
+
   let vmid: number;
   const where = async () => (await client.cluster.findGuest(vmid))?.node;
   const config = async () => client.lxc.getConfig((await where())!, vmid, { current: true });
@@ -110,7 +123,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(r.code).to.equal(1);
     expect(r.md, r.md).to.include("- `web` (Container) would be created (--deny create)");
     expect(r.stderr).to.include("denied: web (Container) would be created (--deny create)");
-    await stack.up();
+    await up();
     vmid = (await stack.outputs()).vmid as number;
   });
 
@@ -126,7 +139,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(r.md, r.md).to.include("- **changed in place, live**: `memory.dedicated`: `512` → `1024`");
     expect(r.md, r.md).to.not.include("reboot");
     expect(r.code).to.equal(0);
-    await stack.up();
+    await up();
     expect((await config()).memory).to.equal(1024);
   });
 
@@ -136,7 +149,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(r.md, r.md).to.include("- **changed in place, needs a reboot** — `up` reboots the container (`pendingChanges: reboot`): `features.nesting`: `true` → `false`");
     expect(r.code).to.equal(1);
     expect(r.stderr).to.include("denied: web (Container) would be restarted (--deny reboot)");
-    await stack.up();
+    await up();
     expect((await config()).features ?? "").to.not.include("nesting=1");
   });
 
@@ -156,7 +169,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(r.md, r.md).to.include("| recorded only (create-only input) |");
     expect(r.md, r.md).to.not.include("first-password").and.not.include("second-password");
     expect(r.code).to.equal(0);
-    await stack.up();
+    await up();
   });
 
   it("a bigger disk: disk grown (--deny grow fails)", async () => {
@@ -164,7 +177,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(r.md, r.md).to.include("| disk grown |");
     expect(r.md, r.md).to.include("- **disk grown**: `rootfs` `4G` → `6G` (online, nothing is lost)");
     expect(r.code).to.equal(1);
-    await stack.up();
+    await up();
     expect((await config()).rootfs).to.match(/size=6G/);
   });
 
@@ -174,7 +187,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(r.stderr).to.include("would have a volume moved (--deny move)");
     expect(r.stderr).to.include("would be restarted (--deny reboot)");
     expect(r.code).to.equal(1);
-    await stack.up();
+    await up();
     expect((await config()).rootfs).to.match(/^local-zfs:/);
   });
 
@@ -184,18 +197,22 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(r.md, r.md).to.include("- **migrated** from `pve1` to `pve2` (restart mode: the running container is stopped and started on the target)");
     expect(r.code).to.equal(1);
     expect(r.stderr).to.include("denied: web (Container) would be migrated to another node (--deny migrate)");
-    await stack.up();
+    await up();
     expect(await where()).to.equal("pve2");
   });
 
-  it("unprivileged flipped: replaced, data on its volumes is lost (--deny replace fails)", async () => {
-    const r = await previewAndReport({ unprivileged: false }, "replace");
+  it("a different fixed vmid: replaced, data on its volumes is lost (--deny replace fails)", async () => {
+    // nesting back on: PVE refuses a token to create a CT with `nesting=0` (only root@pam may).
+    const r = await previewAndReport({ vmid: vmid + 100, nesting: true }, "replace");
     expect(r.md, r.md).to.include("| `web` | Container (CT " + vmid + " on pve2) | replaced (data on its volumes is lost) |");
-    expect(r.md, r.md).to.include("**data on its volumes is lost**. Because of: `unprivileged`: `true` → `false`");
+    expect(r.md, r.md).to.include("**data on its volumes is lost**. Because of: `vmid`: `" + vmid + "` → `" + (vmid + 100) + "`");
+    expect(r.md, r.md).to.include("also different in the new container: `features.nesting`: `false` → `true`");
     expect(r.code).to.equal(1);
     expect(r.stderr).to.include("denied: web (Container) would be replaced (--deny replace)");
-    await stack.up();
+    await up();
+    expect(await client.cluster.findGuest(vmid), "the old CT is gone").to.equal(undefined);
     vmid = (await stack.outputs()).vmid as number;
+    expect(vmid).to.equal(knobs.vmid);
   });
 
   it("removed from the program: deleted (--deny delete fails, --deny replace does not)", async () => {
@@ -205,7 +222,7 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
     expect(denied.code).to.equal(1);
     const allowed = await previewAndReport({}, "replace,migrate");
     expect(allowed.code).to.equal(0);
-    await stack.up();
+    await up();
     expect(await client.cluster.findGuest(vmid)).to.equal(undefined);
   });
 

@@ -54,8 +54,8 @@ export interface ResourceReport {
 
 const SECRET = "[secret]";
 const PROXMOX_TYPE = /^pulumi-nodejs:dynamic\/proxmox:(\w+)$/;
-/** Outputs of a Container that are not inputs (what only Proxmox knows). */
-const CONTAINER_COMPUTED = ["status", "volids", "hwaddrs", "ipv4", "ipv6"];
+/** The Container's input names: its outputs minus what only Proxmox knows are its previous inputs. */
+const CONTAINER_INPUTS = Object.keys(containerArgsSchema.innerType().shape);
 /** Steps of one replacement; the "replace" step carries old and new state. */
 const REPLACE_OPS = new Set(["replace", "create-replacement", "delete-replaced"]);
 const CHANGE_OPS = new Set(["create", "update", "delete", ...REPLACE_OPS]);
@@ -97,11 +97,13 @@ function propertyLines(keys: string[], olds: Record<string, unknown>, news: Reco
   });
 }
 
-function without(obj: Record<string, unknown> | undefined, keys: string[]): Record<string, unknown> {
-  const out = { ...(obj ?? {}) };
-  for (const k of ["__provider", ...keys]) delete out[k];
-  return out;
+/** Inputs without the dynamic provider's serialized code. */
+function withoutProvider(obj: Record<string, unknown> | undefined): Record<string, unknown> {
+  const { __provider: _code, ...rest } = obj ?? {};
+  return rest;
 }
+
+const pick = (obj: Record<string, unknown>, keys: string[]) => Object.fromEntries(keys.filter((k) => k in obj).map((k) => [k, obj[k]]));
 
 const contains = (marker: string) => {
   const has = (v: unknown): boolean => v === marker || (Array.isArray(v) ? v.some(has) : isObject(v) ? Object.values(v).some(has) : false);
@@ -120,37 +122,46 @@ interface ContainerUpdate {
 
 /**
  * What an in-place update of a container does, from the planner's plan. `running` is the
- * state before the update (from the old outputs).
+ * state before the update (from the old outputs); `changed` the inputs to describe.
  */
 function describeContainerUpdate(prev: ContainerArgs, next: ContainerArgs, plan: ChangePlan, changed: string[], running: boolean): ContainerUpdate {
-  const effects = new Set<Effect>(["update"]);
-  const details: string[] = [];
-  const words: string[] = [];
-  const staysRunning = running && next.started !== false;
-  const olds = prev as Record<string, unknown>;
-  const news = next as Record<string, unknown>;
+  const u: ContainerUpdate = { effects: new Set<Effect>(["update"]), details: [], words: [] };
+  describeNodeAndDisks(u, prev, plan, running);
+  describeConfig(u, prev, next, plan, changed, running && next.started !== false);
+  if (plan.power) u.details.push(`the container is **${plan.power === "start" ? "started" : "stopped"}**`);
+  if (!u.words.length && plan.power) u.words.push(plan.power === "start" ? "started" : "stopped");
+  // "changed in place, needs a reboot" already says "changed in place".
+  const finer = u.words.some((w) => w.startsWith("changed in place,"));
+  u.words = [...new Set(u.words)].filter((w) => !(finer && w === "changed in place"));
+  return u;
+}
 
+/** Migration, volume moves and growth: the steps `up` runs before touching the config. */
+function describeNodeAndDisks(u: ContainerUpdate, prev: ContainerArgs, plan: ChangePlan, running: boolean): void {
+  const disk = (name: string) => (name === "rootfs" ? prev.rootfs : prev.mountPoints?.find((x) => `mp${x.slot}` === name));
   if (plan.migrateTo) {
-    effects.add("migrate");
-    if (running) effects.add("reboot");
-    words.push(`migrated to ${plan.migrateTo}`);
-    details.push(`**migrated** from \`${prev.node}\` to \`${plan.migrateTo}\`` + (running ? " (restart mode: the running container is stopped and started on the target)" : ""));
+    u.effects.add("migrate");
+    if (running) u.effects.add("reboot");
+    u.words.push(`migrated to ${plan.migrateTo}`);
+    u.details.push(`**migrated** from \`${prev.node}\` to \`${plan.migrateTo}\`` + (running ? " (restart mode: the running container is stopped and started on the target)" : ""));
   }
   for (const m of plan.diskMoves) {
-    effects.add("move");
-    if (running) effects.add("reboot");
-    const from = m.disk === "rootfs" ? prev.rootfs?.storage : prev.mountPoints?.find((x) => `mp${x.slot}` === m.disk)?.storage;
-    words.push("volume moved");
-    details.push(`**volume moved**: \`${m.disk}\` from \`${from}\` to \`${m.storage}\`` + (running ? " (the container is stopped for the move and started again)" : ""));
+    u.effects.add("move");
+    if (running) u.effects.add("reboot"); // PVE moves volumes of stopped CTs only
+    u.words.push("volume moved");
+    u.details.push(`**volume moved**: \`${m.disk}\` from \`${disk(m.disk)?.storage}\` to \`${m.storage}\`` + (running ? " (the container is stopped for the move and started again)" : ""));
   }
   for (const r of plan.diskResizes) {
-    effects.add("grow");
-    const from = r.disk === "rootfs" ? prev.rootfs?.size : prev.mountPoints?.find((x) => `mp${x.slot}` === r.disk)?.size;
-    words.push("disk grown");
-    details.push(`**disk grown**: \`${r.disk}\` ${show(from)} → ${show(r.size)} (online, nothing is lost)`);
+    u.effects.add("grow");
+    u.words.push("disk grown");
+    u.details.push(`**disk grown**: \`${r.disk}\` ${show(disk(r.disk)?.size)} → ${show(r.size)} (online, nothing is lost)`);
   }
+}
 
-  // Every other changed input, grouped by how Proxmox applies it.
+/** Every other changed input, grouped by how Proxmox applies it (BEHAVIOR.md 1.4). */
+function describeConfig(u: ContainerUpdate, prev: ContainerArgs, next: ContainerArgs, plan: ChangePlan, changed: string[], staysRunning: boolean): void {
+  const olds = prev as Record<string, unknown>;
+  const news = next as Record<string, unknown>;
   const covered = new Set([...plan.diskMoves.map((m) => m.disk), ...plan.diskResizes.map((r) => r.disk)]);
   const groups = { live: [] as string[], restart: [] as string[], createOnly: [] as string[], providerOnly: [] as string[] };
   for (const k of changed) {
@@ -163,35 +174,30 @@ function describeContainerUpdate(prev: ContainerArgs, next: ContainerArgs, plan:
     }
   }
   if (groups.live.length) {
-    words.push("changed in place");
-    details.push(`**changed in place, live**: ${groups.live.join("; ")}`);
+    u.words.push("changed in place");
+    u.details.push(`**changed in place, live**: ${groups.live.join("; ")}`);
   }
   if (groups.restart.length) {
     if (!staysRunning) {
-      words.push("changed in place");
-      details.push(`**changed in place** (the container is stopped, so this applies at its next start): ${groups.restart.join("; ")}`);
+      u.words.push("changed in place");
+      u.details.push(`**changed in place** (the container is stopped, so this applies at its next start): ${groups.restart.join("; ")}`);
     } else if (next.pendingChanges === "leave") {
-      words.push("changed in place, pending until a restart");
-      details.push(`**changed in place, needs a reboot** — left pending until the next restart (\`pendingChanges: leave\`): ${groups.restart.join("; ")}`);
+      u.words.push("changed in place, pending until a restart");
+      u.details.push(`**changed in place, needs a reboot** — left pending until the next restart (\`pendingChanges: leave\`): ${groups.restart.join("; ")}`);
     } else {
-      effects.add("reboot");
-      words.push("changed in place, needs a reboot");
-      details.push(`**changed in place, needs a reboot** — \`up\` reboots the container (\`pendingChanges: reboot\`): ${groups.restart.join("; ")}`);
+      u.effects.add("reboot");
+      u.words.push("changed in place, needs a reboot");
+      u.details.push(`**changed in place, needs a reboot** — \`up\` reboots the container (\`pendingChanges: reboot\`): ${groups.restart.join("; ")}`);
     }
   }
   if (groups.createOnly.length) {
-    if (!words.length) words.push("recorded only (create-only input)");
-    details.push(`only applied when a container is created, so **not changed in Proxmox** (change it inside the container): ${groups.createOnly.join("; ")}`);
+    if (!u.words.length) u.words.push("recorded only (create-only input)");
+    u.details.push(`only applied when a container is created, so **not changed in Proxmox** (change it inside the container): ${groups.createOnly.join("; ")}`);
   }
   if (groups.providerOnly.length) {
-    if (!words.length) words.push("provider settings only");
-    details.push(`provider settings, nothing changes in Proxmox: ${groups.providerOnly.join("; ")}`);
+    if (!u.words.length) u.words.push("provider settings only");
+    u.details.push(`provider settings, nothing changes in Proxmox: ${groups.providerOnly.join("; ")}`);
   }
-  if (plan.power) details.push(`the container is **${plan.power === "start" ? "started" : "stopped"}**`);
-  if (!words.length && plan.power) words.push(plan.power === "start" ? "started" : "stopped");
-  // "changed in place, needs a reboot" already says "changed in place".
-  const finer = words.some((w) => w.startsWith("changed in place,"));
-  return { effects, details, words: [...new Set(words)].filter((w) => !(finer && w === "changed in place")) };
 }
 
 /** Property lines of input `k`, leaving out the size/storage leaves a move or grow line already shows. */
@@ -220,8 +226,8 @@ function needsRestart(k: string, prev: ContainerArgs, next: ContainerArgs, plan:
 
 function containerReport(base: ResourceReport, op: string, step: PreviewStep): void {
   const outs = step.oldState?.outputs ?? {};
-  const olds = without(outs, CONTAINER_COMPUTED);
-  const news = without(step.newState?.inputs, []);
+  const olds = pick(outs, CONTAINER_INPUTS);
+  const news = withoutProvider(step.newState?.inputs);
   if (outs.vmid !== undefined) base.where = `CT ${outs.vmid} on ${outs.node}`;
   if (op === "create") {
     base.headline = "created";
@@ -279,8 +285,8 @@ function changedKeys(olds: Record<string, unknown>, news: Record<string, unknown
 }
 
 function genericReport(base: ResourceReport, op: string, step: PreviewStep): void {
-  const olds = without(step.oldState?.inputs ?? step.oldState?.outputs, []);
-  const news = without(step.newState?.inputs, []);
+  const olds = withoutProvider(step.oldState?.inputs ?? step.oldState?.outputs);
+  const news = withoutProvider(step.newState?.inputs);
   if (op === "create") {
     base.headline = "created";
     base.details.push("**created**");
