@@ -110,10 +110,10 @@ describe("pve-lxc report: preview documents to Markdown", () => {
 
   it("the command reads stdin, and a preview with errors exits 1 with them in the report", () => {
     const cli = path.join(REPO_ROOT, "provider", "cli", "main.ts");
-    const preview = { steps: [], diagnostics: [{ severity: "error", message: "Container db: rootfs.size: cannot shrink from 8G to 4G" }] };
+    const preview = { steps: [], diagnostics: [{ severity: "error", message: "Container db: rootfs.size: cannot shrink from \x1b[90m8G\x1b[39m to 4G" }] };
     const r = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", cli, "report", "-"], { input: JSON.stringify(preview), encoding: "utf8", cwd: REPO_ROOT });
     expect(r.status, r.stderr).to.equal(1);
     expect(r.stdout).to.include("No changes: Proxmox stays as it is.");
-    expect(r.stdout).to.include("### The preview failed\n\n```\nContainer db: rootfs.size: cannot shrink from 8G to 4G\n```");
+    expect(r.stdout).to.include("### The preview failed\n\nThe changes above may be incomplete: the preview stopped at this error.\n\n```\nContainer db: rootfs.size: cannot shrink from 8G to 4G\n```");
   });
 });

@@ -385,8 +385,9 @@ export function renderMarkdown(reports: ResourceReport[], preview: PreviewJson, 
     out.push("");
   }
   if (errors.length) {
-    out.push("### The preview failed", "");
-    for (const e of errors) out.push("```", (e.message ?? "").trim(), "```");
+    out.push("### The preview failed", "", "The changes above may be incomplete: the preview stopped at this error.", "");
+    // Program errors carry the terminal colours of Node's stack traces.
+    for (const e of errors) out.push("```", (e.message ?? "").replace(/\x1b\[[0-9;]*m/g, "").trim(), "```");
     out.push("");
   }
   return out.join("\n");
