@@ -125,7 +125,8 @@ describe("OciImage handler (in process, against the sandbox)", function () {
       expect(img.outs.resolvedMode).to.equal("client");
       expect(img.outs.resolvedFormat).to.equal("rootfs");
       expect(img.outs.volid).to.match(/\.tar\.gz$/);
-      expect(img.outs.entrypoint).to.equal(undefined);
+      expect(img.outs.entrypoint).to.equal("");
+      expect(img.outs.env).to.deep.equal({});
       expect(img.outs.imageConfig.entrypoint).to.deep.equal(["/bin/sh", "-c"]);
       const forced = await ociHandler.check!({}, { node: "pve1", source: `${"127.0.0.1:1"}/x/y:1`, mode: "server" });
       await ociHandler.create(forced.inputs).then(

@@ -8,7 +8,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { containerArgsSchema, rootOnlyReasons, type ContainerArgs } from "./args";
 import { fromPveConfig, mountPointString, rootfsString, toPveKeys, stripUndefined } from "./pveConfig";
-import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan";
+import { planChanges, REPLACE_FIELDS, type ChangePlan } from "./plan";
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
@@ -70,37 +70,61 @@ function parse(inputs: unknown): ContainerArgs {
 
 // ---------------------------------------------------------------------------------------
 
+/** Inputs stored as secrets (sdk/container.ts): a check failure must not name them. */
+const SECRET_INPUTS = ["password"];
+
 async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, containerArgsSchema, news, (a) => {
+  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () => {
+    const outcome = checkInputs(TYPE, containerArgsSchema, news, (a) => {
       const who = connectingUser();
       if (!who || who === "root@pam") return [];
       return rootOnlyReasons(a).map((r) => {
         const i = r.indexOf(": ");
         return { field: r.slice(0, i), message: `${r.slice(i + 2)}; the provider connects as ${who}` };
       });
-    }),
-  );
+    });
+    // The engine prints a failure's property *with its value* ("property password value
+    // {&{{abc}}} has a problem"); without a property it prints only our reason, which
+    // names the field but never carries the value.
+    outcome.failures = outcome.failures?.map((f) => (SECRET_INPUTS.includes(f.property) ? { property: "", reason: f.reason } : f));
+    return outcome;
+  });
 }
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
   return runOperation({ resourceType: TYPE, operation: "diff", resourceName: news.resourceName as string, node: olds.node as string, vmid: olds.vmid as number }, async () => {
-    if (unknownPaths(news).length) {
-      // Preview with values not known yet: anything unknown may change; replace fields may replace.
-      const changed = Object.keys({ ...olds, ...news }).filter(
-        (k) => !(COMPUTED as readonly string[]).includes(k) && JSON.stringify(canonical(olds[k])) !== JSON.stringify(canonical(news[k])) && !(k === "vmid" && news.vmid === undefined),
-      );
-      const replaces = changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k));
-      return { changes: changed.length > 0, replaces, deleteBeforeReplace: news.vmid !== undefined };
-    }
-    const next = parse(news);
-    const plan = planChanges(previousArgs(olds, next), next, {
-      volids: (olds.volids as Record<string, string>) ?? {},
-      hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
-    });
+    const verdict = classify(olds, news);
     // A fixed vmid cannot exist twice: the old CT must go before the new one is created.
-    return { changes: plan.changed.length > 0, replaces: plan.replaces, deleteBeforeReplace: next.vmid !== undefined };
+    return { changes: verdict.changed.length > 0, replaces: verdict.replaces, deleteBeforeReplace: news.vmid !== undefined };
   });
+}
+
+/**
+ * What `update` will do, as the engine needs it: changed inputs and the replace reasons.
+ * During a preview some inputs may be unknown (outputs of resources changed in the same
+ * run). Those are classified by what they are, never by comparing raw text: the known
+ * inputs are planned exactly as `update` plans them (defaults applied), with each unknown
+ * top-level input standing in at its previous value; an unknown input then counts as a
+ * change, and as a replace only when it is itself a replace field (vmid, unprivileged,
+ * template), whose value may really change.
+ */
+export function classify(olds: Record<string, unknown>, news: Record<string, unknown>): { changed: string[]; replaces: string[] } {
+  const unknown = [...new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]))];
+  const candidate: Record<string, unknown> = { ...news };
+  for (const k of unknown) {
+    if (olds[k] === undefined || (COMPUTED as readonly string[]).includes(k)) delete candidate[k];
+    else candidate[k] = olds[k];
+  }
+  const next = parse(candidate);
+  const plan = planChanges(previousArgs(olds, next), next, {
+    volids: (olds.volids as Record<string, string>) ?? {},
+    hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
+  });
+  const replaceField = (k: string) => (REPLACE_FIELDS as readonly string[]).includes(k);
+  return {
+    changed: [...new Set([...plan.changed, ...unknown])].sort(),
+    replaces: [...new Set([...plan.replaces, ...unknown.filter(replaceField)])].sort(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -162,14 +186,17 @@ async function readOutputs(
   vmid: number,
   node: string,
   ctx: OperationContext,
-  known: { pool?: string; status?: "running" | "stopped" } = {},
+  known: { pool?: string | null; status?: "running" | "stopped"; addresses?: false } = {},
 ): Promise<ContainerOutputs> {
   const cfg = await client.lxc.getConfig(node, vmid, { current: true });
   const status = known.status ?? (await client.lxc.status(node, vmid)).status;
   const observed = fromPveConfig(cfg);
   const running = status === "running";
-  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool: known.pool ?? declared.pool });
-  const { ipv4, ipv6 } = Object.keys(observed.hwaddrs).length ? await addresses(client, node, vmid, declared, running, ctx) : { ipv4: {}, ipv6: {} };
+  // `pool: null`: the caller looked it up and the CT is in no pool.
+  const pool = known.pool === null ? undefined : (known.pool ?? declared.pool);
+  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool });
+  const askAddresses = known.addresses !== false && Object.keys(observed.hwaddrs).length > 0;
+  const { ipv4, ipv6 } = askAddresses ? await addresses(client, node, vmid, declared, running, ctx) : { ipv4: {}, ipv6: {} };
   return stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ipv4, ipv6 });
 }
 
@@ -294,9 +321,32 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     const where = await locate(client, vmid);
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
     const run = () => execute(client, vmid, where.node, a, plan, ctx);
-    await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, run) : run());
+    try {
+      await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, run) : run());
+    } catch (e) {
+      throw await withAppliedState(e, client, vmid, a, ctx);
+    }
     return { outs: await readOutputs(client, a, vmid, a.node, ctx) };
   });
+}
+
+/**
+ * An update that failed part-way (disks grown, then the config PUT refused; a migration
+ * done, then a start that failed) has changed the CT. Report what it is now as the
+ * resource's outputs (the engine stores them with the error), so the next preview
+ * compares with reality instead of the state before this update.
+ */
+async function withAppliedState(err: unknown, client: PveClient, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<unknown> {
+  try {
+    const where = await locate(client, vmid);
+    if (!where) return err;
+    const outs = await readOutputs(client, a, vmid, where.node, ctx, { pool: where.pool ?? null, addresses: false });
+    ctx.log.warn("update failed part-way; the state records what was applied");
+    return partialFailure(err, String(vmid), outs as unknown as Record<string, unknown>);
+  } catch (readErr) {
+    ctx.log.warn({ err: (readErr as Error).message }, "could not read the container after a failed update; the state keeps its previous outputs");
+    return err;
+  }
 }
 
 /** Carry out a plan. Order matters: see the header comment. */
@@ -306,6 +356,11 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
     ctx.log.warn({ fields: plan.createOnlyChanged }, `${plan.createOnlyChanged.join(", ")} only apply when a container is created; change them inside the container`);
   }
   const isRunning = async () => (await client.lxc.status(node, vmid)).status === "running";
+  const protection = plan.protection;
+  if (protection?.first || protection?.firstDelete) {
+    ctx.log.info("clearing protection before changing volumes (Proxmox refuses volume changes while it is set)");
+    await client.lxc.updateConfig(node, vmid, { set: protection.first ?? {}, delete: protection.firstDelete ?? [] });
+  }
 
   if (node !== a.node) {
     const running = await isRunning();
@@ -359,6 +414,7 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
       await client.lxc.updateConfig(node, vmid, { set, delete: plan.delete, digest: cfg.digest });
     }
   }
+  if (protection?.last) await client.lxc.updateConfig(node, vmid, { set: protection.last, delete: [] });
 
   if (await isRunning()) {
     const pending = (await client.lxc.pending(node, vmid)).filter((p) => p.key !== "digest" && (p.pending !== undefined || p.delete !== undefined));

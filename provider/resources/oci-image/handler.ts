@@ -120,8 +120,10 @@ function metadataOutputs(meta: ImageMetadata | undefined, appContainers: boolean
   const app = appContainers && words.length > 0 && !words[0].startsWith("/sbin/init");
   return {
     imageConfig,
-    ...(app ? { entrypoint: shellJoin(words) } : {}),
-    ...(app && imageConfig.env.length ? { env: envRecord(imageConfig.env) } : {}),
+    // Always present ("" / {} when PVE sets none): a missing output is unknown in every
+    // preview, and a Container using it would preview a change `up` does not make.
+    entrypoint: app ? shellJoin(words) : "",
+    env: app && imageConfig.env.length ? envRecord(imageConfig.env) : {},
     ...(imageConfig.workdir ? { workdir: imageConfig.workdir } : {}),
     ...(imageConfig.user ? { user: imageConfig.user } : {}),
   };
@@ -262,7 +264,7 @@ async function read(id: string, props: Record<string, unknown>): Promise<pulumi.
     } catch (e) {
       ctx.log.warn({ err: (e as Error).message }, "could not check the image for a newer digest");
     }
-    return { id, props: { ...props, size: item.size ?? o.size, latestDigest } };
+    return { id, props: { entrypoint: "", env: {}, ...props, size: item.size ?? o.size, latestDigest } };
   });
 }
 
