@@ -64,7 +64,7 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
     expect(step.diff).to.include({ changes: true });
     expect(step.diff.replaces).to.deep.equal([]);
     expect(step.outs.description).to.equal("known good, v2");
-    expect((await providerClient().lxc.listSnapshots("pve1", vmid)).find((x) => x.name === "before-upgrade")?.description).to.equal("known good, v2");
+    expect((await providerClient().lxc.listSnapshots("pve1", vmid)).find((x) => x.name === "before-upgrade")?.description).to.equal("known good, v2\n"); // PVE keeps the trailing newline
     // Same snapshot time: changed in place, not taken again.
     expect(step.outs.snaptime).to.equal(s.outs.snaptime);
 
@@ -130,7 +130,7 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
     // Even with the stale node in the program, operations find the CT by vmid.
     const stale = await change({ id: s.id, outs: moved.outs }, { ...base, node: "pve1", description: "stale node" });
     expect(stale.diff.replaces).to.deep.equal([]);
-    expect((await client.lxc.listSnapshots("pve2", vmid)).find((x) => x.name === "pre-move")?.description).to.equal("stale node");
+    expect((await client.lxc.listSnapshots("pve2", vmid)).find((x) => x.name === "pre-move")?.description).to.equal("stale node\n");
 
     await client.lxc.deleteSnapshotAndWait("pve2", vmid, "pre-move");
     const gone = await handler.read!(s.id, moved.outs);
@@ -212,7 +212,9 @@ describe("Template and Snapshot SDK classes (Pulumi mocks)", function () {
           const outs: Record<string, unknown> = { ...args.inputs };
           if (args.type.endsWith(":Container")) Object.assign(outs, { vmid: 4242, node: "pve2" });
           if (args.type.endsWith(":Template")) Object.assign(outs, { volid: "local:vztmpl/x.tar.gz", size: 1, format: "tgz" });
-          return { id: `${args.name}-id`, state: outs };
+          // Ids as the providers make them: a Container's is its vmid, a Template's its volid.
+          const id = args.type.endsWith(":Container") ? "4242" : args.type.endsWith(":Template") ? "local:vztmpl/x.tar.gz" : `${args.name}-id`;
+          return { id, state: outs };
         },
         call: (args) => args.inputs,
       },

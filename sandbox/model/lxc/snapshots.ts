@@ -35,7 +35,7 @@ export function registerSnapshots(core: Core): void {
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.Audit"]);
     const list: Array<Record<string, unknown>> = [];
     for (const [name, s] of Object.entries(ct.conf.snapshots)) {
-      const item: Record<string, unknown> = { name, snaptime: Number(s.keys.snaptime ?? 0), description: (s.description ?? "").replace(/\n$/, "") };
+      const item: Record<string, unknown> = { name, snaptime: Number(s.keys.snaptime ?? 0), description: s.description ?? "" }; // stored with its trailing newline, as PVE lists it (transcript "snapshot list")
       if (s.keys.parent) item.parent = s.keys.parent;
       if (s.keys.snapstate) item.snapstate = s.keys.snapstate;
       list.push(item);
