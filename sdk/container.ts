@@ -176,6 +176,10 @@ export class Container extends ProxmoxResource {
       // sets none (PVE 8, init images): known, unlike a missing output in a preview.
       if (args.entrypoint === undefined && template.entrypoint) props.entrypoint = template.entrypoint.apply((v) => v || undefined);
       if (args.env === undefined && template.env) props.env = template.env.apply((v) => (v && Object.keys(v).length ? v : undefined));
+      // Tells the provider these follow the template (unknown in a preview while the image is
+      // updated in place, yet unchanged as long as the template is).
+      const fromTemplate = (["entrypoint", "env"] as const).filter((k) => args[k] === undefined && template[k]);
+      if (fromTemplate.length) props.fromTemplate = fromTemplate;
     } else {
       props.template = template;
     }

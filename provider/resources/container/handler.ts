@@ -109,9 +109,15 @@ async function diff(_id: string, olds: Record<string, unknown>, news: Record<str
  * template), whose value may really change.
  */
 export function classify(olds: Record<string, unknown>, news: Record<string, unknown>): { changed: string[]; replaces: string[] } {
-  const unknown = [...new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]))];
+  const unknownTop = [...new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]))];
+  // The image's entrypoint/env (sdk: `template: anOciImage`) are unknown while the OciImage
+  // is updated in place (credentials, timeouts); they follow the stored template, so with
+  // the same known template they are the values recorded before.
+  const sameTemplate = !unknownTop.includes("template") && news.template === olds.template;
+  const followsTemplate = (k: string) => sameTemplate && Array.isArray(news.fromTemplate) && news.fromTemplate.includes(k);
+  const unknown = unknownTop.filter((k) => !followsTemplate(k));
   const candidate: Record<string, unknown> = { ...news };
-  for (const k of unknown) {
+  for (const k of unknownTop) {
     if (olds[k] === undefined || (COMPUTED as readonly string[]).includes(k)) delete candidate[k];
     else candidate[k] = olds[k];
   }

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { ociImageArgsSchema, type OciImageArgs } from "./args";
-import { checkInputs, parseInputs } from "../validation";
+import { checkInputs, parseInputs, unknownPaths } from "../validation";
 import { runOperation, type OperationContext } from "../operation";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -142,7 +142,14 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
   return runOperation({ resourceType: TYPE, operation: "diff", resourceName: news.resourceName as string }, async () => {
-    const same = (k: string) => JSON.stringify(olds[k] ?? null) === JSON.stringify(news[k] ?? null);
+    // Unknown inputs (preview) may change; the known ones are compared with their defaults
+    // applied (check leaves inputs raw while any is unknown), or a defaulted `storage` would
+    // read as a change and preview a replace that `up` does not do (test/e2e/preview-truth).
+    const unknown = new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]));
+    const candidate: Record<string, unknown> = { ...news };
+    for (const k of unknown) olds[k] === undefined ? delete candidate[k] : (candidate[k] = olds[k]);
+    const known = unknown.size ? (parseInputs(TYPE, ociImageArgsSchema, candidate) as Record<string, unknown>) : news;
+    const same = (k: string) => !unknown.has(k) && JSON.stringify(olds[k] ?? null) === JSON.stringify(known[k] ?? null);
     const inputKeys = Object.keys(ociImageArgsSchema._def.schema.shape);
     const changed = inputKeys.filter((k) => !same(k));
     const replaces: string[] = changed.filter((k) => (REPLACE_ON as readonly string[]).includes(k));
