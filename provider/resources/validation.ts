@@ -92,7 +92,10 @@ export function checkInputs<T extends z.ZodTypeAny>(
   const r = schema.safeParse(candidate);
   let failures: Array<{ field: string; message: string }> = [];
   if (!r.success) {
-    failures = r.error.issues.map((i) => ({ field: fieldPath(i.path), message: describe(i) }));
+    // A cross-field rule (zod `custom` issue: "exactly one source", "vmid with adopt") may
+    // hinge on a value not known yet; it is judged again by check() at `up`, when all are.
+    const judged = unknown.length ? r.error.issues.filter((i) => i.code !== "custom") : r.error.issues;
+    failures = judged.map((i) => ({ field: fieldPath(i.path), message: describe(i) }));
     // A "required" complaint about a field that is merely unknown yet is not a failure.
     failures = failures.filter((f) => !unknown.some((u) => f.field === u || f.field.startsWith(`${u}.`) || f.field.startsWith(`${u}[`)));
     if (unknown.length) failures = failures.filter((f) => f.field !== "(inputs)");
