@@ -34,6 +34,7 @@ import containerHandler from "../../provider/resources/container/handler";
 import snapshotHandler from "../../provider/resources/snapshot/handler";
 import templateHandler from "../../provider/resources/template/handler";
 import ociHandler from "../../provider/resources/oci-image/handler";
+import noopHandler from "../../provider/resources/noop";
 import { UNKNOWN } from "../../provider/resources/validation";
 import { providerClient } from "../../provider/resources/operation";
 import { useSandboxProvider, applianceTemplate } from "../support/provider";
@@ -383,6 +384,20 @@ describe("preview truth in process: every other input (handler diff known vs unk
       }
     }
     await snapshotHandler.delete!(snap.id, snap.outs);
+  });
+
+  it("Noop: replaceOnChange (the one input the CLI part does not change) agrees known and unknown", async () => {
+    const olds = { value: "a", replaceOnChange: false, revision: 1 };
+    for (const [next, exp] of [[{ value: "a", replaceOnChange: true }, "update"], [{ value: "b", replaceOnChange: true }, "replace"]] as const) {
+      const noop = noopHandler as unknown as Handler;
+      const dk = await noop.diff!("n", olds, (await noop.check!({}, next)).inputs);
+      const du = await noop.diff!("n", olds, (await noop.check!({}, { ...next, replaceOnChange: UNKNOWN })).inputs);
+      table.push(`Noop.replaceOnChange→${JSON.stringify(next)} known ${JSON.stringify(dk.replaces)}  unknown ${JSON.stringify(du.replaces)}`);
+      expect(dk.replaces?.length ? "replace" : "update").to.equal(exp);
+      expect(du.changes).to.equal(true);
+      // Unknown replaceOnChange may be true: a changed value may replace, an unchanged one cannot.
+      expect(du.replaces ?? []).to.deep.equal(dk.replaces ?? []);
+    }
   });
 
   it("Template and OciImage: known and unknown agree on update vs replace and the reasons (diff level)", async () => {
