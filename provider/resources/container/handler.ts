@@ -11,8 +11,9 @@ import { fromPveConfig, mountPointString, rootfsString, toPveKeys, stripUndefine
 import { planChanges, REPLACE_FIELDS, type ChangePlan } from "./plan";
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
+import { ADDRESS_FIELDS, AddressesRequiredError, currentAddresses, emptyAddresses, waitForAddresses, waitsNow } from "./addresses";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
-import { runOperation, partialFailure, type OperationContext } from "../operation";
+import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
 import { PveTaskTimeoutError } from "../../proxmox/errors";
@@ -147,44 +148,12 @@ export function createParams(a: ContainerArgs): Record<string, string | number> 
   return p;
 }
 
-/** Global unicast only: no loopback, link-local or multicast. */
-function isGlobal(addr: string): boolean {
-  const ip = addr.split("/")[0].toLowerCase();
-  if (ip.includes(":")) return !(ip === "::1" || ip.startsWith("fe8") || ip.startsWith("fe9") || ip.startsWith("fea") || ip.startsWith("feb") || ip.startsWith("ff"));
-  return !(ip.startsWith("127.") || ip.startsWith("169.254.") || Number(ip.split(".")[0]) >= 224);
-}
-
-async function addresses(client: PveClient, node: string, vmid: number, a: ContainerArgs, running: boolean, ctx: OperationContext) {
-  const ipv4: Record<string, string[]> = {};
-  const ipv6: Record<string, string[]> = {};
-  if (!running) return { ipv4, ipv6 };
-  const dhcpNames = (a.networks ?? []).filter((n) => n.ip === "dhcp" || n.ip6 === "dhcp").map((n) => n.name);
-  const deadline = Date.now() + timeoutMs(a, "start");
-  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-    const ifaces = await client.lxc.interfaces(node, vmid);
-    for (const i of ifaces) {
-      const v4 = [i.inet].flat().filter((x): x is string => typeof x === "string" && isGlobal(x));
-      const v6 = [i.inet6].flat().filter((x): x is string => typeof x === "string" && isGlobal(x));
-      if (v4.length) ipv4[i.name] = v4;
-      if (v6.length) ipv6[i.name] = v6;
-    }
-    const waiting = dhcpNames.filter((n) => !ipv4[n] && !ipv6[n]);
-    if (!waiting.length) break;
-    if (Date.now() > deadline) {
-      ctx.log.warn({ interfaces: waiting }, "no DHCP lease seen before the start timeout; addresses stay empty until the next refresh");
-      break;
-    }
-    await new Promise((r) => setTimeout(r, delay));
-  }
-  return { ipv4, ipv6 };
-}
-
-/** Read the CT and express it as outputs in the shape of `declared`. */
 /**
  * Read the CT and express it as outputs in the shape of `declared`. `known.status` skips the
  * status read when the caller has just set the power state itself (one request less per
  * created container, bench/pulumi-up); a CT without network devices is not asked for
- * addresses.
+ * addresses. `wait` (./addresses `waitsNow`): whether to wait for DHCP/SLAAC addresses —
+ * never on refresh.
  */
 async function readOutputs(
   client: PveClient,
@@ -192,18 +161,28 @@ async function readOutputs(
   vmid: number,
   node: string,
   ctx: OperationContext,
-  known: { pool?: string | null; status?: "running" | "stopped"; addresses?: false } = {},
+  known: { pool?: string | null; status?: "running" | "stopped" } = {},
+  wait: boolean | number = false,
 ): Promise<ContainerOutputs> {
   const cfg = await client.lxc.getConfig(node, vmid, { current: true });
-  const status = known.status ?? (await client.lxc.status(node, vmid)).status;
+  const st = known.status ? { status: known.status, uptime: 0 } : await client.lxc.status(node, vmid);
+  const status = st.status;
   const observed = fromPveConfig(cfg);
   const running = status === "running";
   // `pool: null`: the caller looked it up and the CT is in no pool.
   const pool = known.pool === null ? undefined : (known.pool ?? declared.pool);
   const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool });
-  const askAddresses = known.addresses !== false && Object.keys(observed.hwaddrs).length > 0;
-  const { ipv4, ipv6 } = askAddresses ? await addresses(client, node, vmid, declared, running, ctx) : { ipv4: {}, ipv6: {} };
-  return stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ipv4, ipv6 });
+  const outs = (a: { ipv4: Record<string, string[]>; ipv6: Record<string, string[]> }) =>
+    stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ...a });
+  if (!Object.keys(observed.hwaddrs).length) return outs(emptyAddresses());
+  if (!waitsNow(wait, running, st.uptime)) return outs(await currentAddresses(client, node, vmid, declared, running));
+  try {
+    return outs(await waitForAddresses(client, node, vmid, declared, ctx));
+  } catch (e) {
+    // waitForIp.required: fail, but record the CT as it is (the next `up` waits again).
+    if (e instanceof AddressesRequiredError) throw partialFailure(e, String(vmid), outs(e.addresses));
+    throw e;
+  }
 }
 
 async function setPower(client: PveClient, node: string, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<void> {
@@ -264,8 +243,9 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
         await client.lxc.startAndWait(a.node, vmid, {}, { wait: { timeoutMs: timeoutMs(a, "start") } });
       }
       const known = a.haManaged ? {} : { status: a.started ? ("running" as const) : ("stopped" as const) };
-      return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, known) };
+      return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, known, true) };
     } catch (e) {
+      if ((e as PartialFailure).id) throw e;
       // The CT exists: record it, so the next `up` converges instead of leaving an orphan.
       throw partialFailure(e, String(vmid), stripUndefined({ ...a, vmid, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
     }
@@ -298,8 +278,9 @@ async function adopt(client: PveClient, a: ContainerArgs, ctx: OperationContext)
   const current = refreshedArgs(a as unknown as Record<string, unknown>, cfg.args as Record<string, unknown>, { node: where.node, running: status.status === "running", pool: where.pool }) as unknown as ContainerArgs;
   const plan = planChanges(current, a, { volids: cfg.volids, hwaddrs: cfg.hwaddrs });
   ctx.log.info({ changes: plan.changed }, "adopting container");
+  const began = Date.now();
   await execute(client, vmid, where.node, a, plan, ctx);
-  return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx) };
+  return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, {}, addressWait(plan, began)) };
 }
 
 async function read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
@@ -327,26 +308,31 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     const where = await locate(client, vmid);
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
     const run = () => execute(client, vmid, where.node, a, plan, ctx);
+    const began = Date.now();
     try {
       await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, run) : run());
     } catch (e) {
       throw await withAppliedState(e, client, vmid, a, ctx);
     }
-    return { outs: await readOutputs(client, a, vmid, a.node, ctx) };
+    return { outs: await readOutputs(client, a, vmid, a.node, ctx, {}, addressWait(plan, began)) };
   });
 }
+
+/** An update waits for addresses if it changed what they depend on, or (re)started the CT. */
+const addressWait = (plan: ChangePlan, began: number) => plan.changed.some((k) => (ADDRESS_FIELDS as readonly string[]).includes(k)) || began;
 
 /**
  * An update that failed part-way (disks grown, then the config PUT refused; a migration
  * done, then a start that failed) has changed the CT. Report what it is now as the
  * resource's outputs (the engine stores them with the error), so the next preview
- * compares with reality instead of the state before this update.
+ * compares with reality instead of the state before this update. Addresses are read as
+ * they are, without waiting.
  */
 async function withAppliedState(err: unknown, client: PveClient, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<unknown> {
   try {
     const where = await locate(client, vmid);
     if (!where) return err;
-    const outs = await readOutputs(client, a, vmid, where.node, ctx, { pool: where.pool ?? null, addresses: false });
+    const outs = await readOutputs(client, a, vmid, where.node, ctx, { pool: where.pool ?? null });
     ctx.log.warn("update failed part-way; the state records what was applied");
     return partialFailure(err, String(vmid), outs as unknown as Record<string, unknown>);
   } catch (readErr) {

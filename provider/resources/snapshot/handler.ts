@@ -63,8 +63,9 @@ async function findSnapshot(client: PveClient, node: string, vmid: number, name:
 }
 
 function outputsFor(a: SnapshotArgs, node: string, snap: Snapshot): SnapshotOutputs {
-  // PVE stores the description with a trailing newline (transcript: "probe snapshot\n");
-  // an unset one reads back as "": keep it unset so refresh shows no drift.
+  // An unset description reads back as "": keep it unset so refresh shows no drift. PVE keeps
+  // it as comment lines and lists it newline-terminated ("known good\n", recorded from 8.4):
+  // that newline is PVE's, not the user's.
   const stored = (snap.description ?? "").replace(/\n$/, "");
   const description = a.description === undefined && !stored ? undefined : stored;
   return stripUndefined({ ...a, node, description, snaptime: snap.snaptime ?? 0, parent: snap.parent }) as SnapshotOutputs;
