@@ -92,9 +92,11 @@ export function checkInputs<T extends z.ZodTypeAny>(
   const r = schema.safeParse(candidate);
   let failures: Array<{ field: string; message: string }> = [];
   if (!r.success) {
-    // A cross-field rule (zod `custom` issue: "exactly one source", "vmid with adopt") may
-    // hinge on a value not known yet; it is judged again by check() at `up`, when all are.
-    const judged = unknown.length ? r.error.issues.filter((i) => i.code !== "custom") : r.error.issues;
+    // A cross-field rule (zod `custom` issue) that asks for a field the preview does not
+    // have yet ("exactly one source" while `path` is unknown) is judged again by check() at
+    // `up`, when all values are known; one about a field that is there (a bad fileName) counts.
+    const absent = (i: z.ZodIssue) => i.code === "custom" && (i.path.length === 0 || (candidate as Record<string, unknown>)[String(i.path[0])] === undefined);
+    const judged = unknown.length ? r.error.issues.filter((i) => !absent(i)) : r.error.issues;
     failures = judged.map((i) => ({ field: fieldPath(i.path), message: describe(i) }));
     // A "required" complaint about a field that is merely unknown yet is not a failure.
     failures = failures.filter((f) => !unknown.some((u) => f.field === u || f.field.startsWith(`${u}.`) || f.field.startsWith(`${u}[`)));
