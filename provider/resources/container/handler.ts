@@ -8,11 +8,11 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { containerArgsSchema, rootOnlyReasons, type ContainerArgs } from "./args";
 import { fromPveConfig, mountPointString, rootfsString, toPveKeys, stripUndefined } from "./pveConfig";
-import { planChanges, REPLACE_FIELDS, type ChangePlan } from "./plan";
+import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan";
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
 import { ADDRESS_FIELDS, AddressesRequiredError, currentAddresses, emptyAddresses, waitForAddresses, waitsNow } from "./addresses";
-import { checkInputs, parseInputs, unknownPaths } from "../validation";
+import { checkInputs, parseInputs, unknownPaths, InputError } from "../validation";
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -122,7 +122,17 @@ export function classify(olds: Record<string, unknown>, news: Record<string, unk
     if (olds[k] === undefined || (COMPUTED as readonly string[]).includes(k)) delete candidate[k];
     else candidate[k] = olds[k];
   }
-  const next = parse(candidate);
+  let next: ContainerArgs;
+  try {
+    next = parse(candidate);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    // A recorded value that does not parse as an input (state of an older version): judge
+    // by the raw values; an unknown or differing replace field may replace.
+    const differs = (k: string) => unknown.includes(k) || (news[k] !== undefined && JSON.stringify(canonical(news[k])) !== JSON.stringify(canonical(olds[k])));
+    const changed = Object.keys(news).filter(differs).sort();
+    return { changed, replaces: changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k)) };
+  }
   const plan = planChanges(previousArgs(olds, next), next, {
     volids: (olds.volids as Record<string, string>) ?? {},
     hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
