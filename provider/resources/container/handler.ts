@@ -16,6 +16,7 @@ import { checkInputs, parseInputs, unknownPaths, InputError } from "../validatio
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
+import { vmidAllocator } from "../../proxmox/vmids";
 import { PveTaskTimeoutError } from "../../proxmox/errors";
 import { parseUpid } from "../../proxmox/upid";
 import { sizeBytes } from "./args";
@@ -226,6 +227,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       ({ vmid } = await client.lxc.createContainer({
         node: a.node,
         vmid: a.vmid,
+        vmids: vmidAllocator(client), // one allocator per run: no nextid collisions inside it
         config: createParams(a),
         waitOptions: { timeoutMs: timeoutMs(a, "create") },
         logger: ctx.log,
