@@ -109,3 +109,14 @@ export function checkInputs<T extends z.ZodTypeAny>(
   }
   return { inputs: unknown.length || !r.success ? news : (r.data as Record<string, unknown>) };
 }
+
+/**
+ * The engine prints a check failure's property *with its value* ("property password value
+ * {&{{abc}}} has a problem"). For inputs stored as secrets the failure goes without a
+ * property: the engine then prints only the reason, which names the field but never
+ * carries the value.
+ */
+export function hideSecretValues<T extends { failures?: Array<{ property: string; reason: string }> }>(outcome: T, secretInputs: readonly string[]): T {
+  outcome.failures = outcome.failures?.map((f) => (secretInputs.includes(f.property) ? { property: "", reason: f.reason } : f));
+  return outcome;
+}

@@ -175,6 +175,15 @@ describe("Container updates as a real PVE answers them (in process, against the 
     expect(other.failures?.[0]?.property).to.equal("hostname");
   });
 
+  it("a check failure on OciImage credentials (stored as a secret) carries no property either", async () => {
+    const oci = (await import("../../provider/resources/oci-image/handler")).default;
+    const r = await oci.check!({}, { node: "pve1", source: "registry.example/app:1", credentials: { user: "u", password: "Sup3r-s3cret-9" } });
+    const mine = (r.failures ?? []).filter((f) => /^OciImage credentials/.test(f.reason));
+    expect(mine.map((f) => f.reason).join("\n")).to.match(/unknown field\(s\) 'user'/);
+    expect(mine.map((f) => f.property)).to.deep.equal(mine.map(() => ""));
+    expect(JSON.stringify(r.failures)).to.not.include("Sup3r-s3cret-9");
+  });
+
   it("sent no request the PVE schema rejects", async () => {
     expect((await sb.admin.counters()).violationCount).to.equal(0);
   });

@@ -12,7 +12,7 @@ import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan"
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
 import { ADDRESS_FIELDS, AddressesRequiredError, currentAddresses, emptyAddresses, waitForAddresses, waitsNow } from "./addresses";
-import { checkInputs, parseInputs, unknownPaths, InputError } from "../validation";
+import { checkInputs, hideSecretValues, parseInputs, unknownPaths, InputError } from "../validation";
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -85,11 +85,7 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
         return { field: r.slice(0, i), message: `${r.slice(i + 2)}; the provider connects as ${who}` };
       });
     });
-    // The engine prints a failure's property *with its value* ("property password value
-    // {&{{abc}}} has a problem"); without a property it prints only our reason, which
-    // names the field but never carries the value.
-    outcome.failures = outcome.failures?.map((f) => (SECRET_INPUTS.includes(f.property) ? { property: "", reason: f.reason } : f));
-    return outcome;
+    return hideSecretValues(outcome, SECRET_INPUTS);
   });
 }
 

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { ociImageArgsSchema, type OciImageArgs } from "./args";
-import { checkInputs, parseInputs, unknownPaths } from "../validation";
+import { checkInputs, hideSecretValues, parseInputs, unknownPaths } from "../validation";
 import { runOperation, type OperationContext } from "../operation";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -131,12 +131,16 @@ function metadataOutputs(meta: ImageMetadata | undefined, appContainers: boolean
 
 async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
   return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, ociImageArgsSchema, news, (a) => {
-      const src = parseSource(a.source);
-      const local = src.transport === "oci" ? src.dir : src.transport === "docker" ? undefined : src.file;
-      if (local && !fs.existsSync(local)) return [{ field: "source", message: `'${local}' does not exist on this machine (local sources are read by the provider)` }];
-      return [];
-    }),
+    // credentials is stored as a secret (sdk/oci-image.ts): its failures must not carry it.
+    hideSecretValues(
+      checkInputs(TYPE, ociImageArgsSchema, news, (a) => {
+        const src = parseSource(a.source);
+        const local = src.transport === "oci" ? src.dir : src.transport === "docker" ? undefined : src.file;
+        if (local && !fs.existsSync(local)) return [{ field: "source", message: `'${local}' does not exist on this machine (local sources are read by the provider)` }];
+        return [];
+      }),
+      ["credentials"],
+    ),
   );
 }
 
