@@ -163,7 +163,7 @@ export const containerArgsSchema = z
     template: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:(vztmpl|backup)\/.+$/i, "must be a template volume ID like 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst'").optional(),
     ostype: z.enum(["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse", "archlinux", "alpine", "gentoo", "nixos", "unmanaged"]).optional(),
     arch: z.enum(["amd64", "i386", "arm64", "armhf", "riscv32", "riscv64"]).optional(),
-    /** Default true; with clone or restore, the source's / the backup's (see the transform below). */
+    /** Default true; with clone or restore, the source's / the backup's (applied by ./origin `effectiveArgs`). */
     unprivileged: z.boolean().optional(),
     clone: cloneSchema.optional(),
     restore: restoreSchema.optional(),
@@ -249,6 +249,8 @@ export const containerArgsSchema = z
     safetySnapshot: z.boolean().optional(),
     /** Set by the SDK: the Pulumi resource name, for logs. */
     resourceName: z.string().optional(),
+    /** Set by the SDK: inputs taken from the template's image (OciImage), which follow `template`. */
+    fromTemplate: z.array(z.enum(["entrypoint", "env"])).optional(),
   })
   .strict()
   .superRefine((a, ctx) => {
@@ -270,9 +272,7 @@ export const containerArgsSchema = z
     if (a.mountPoints?.length && !a.rootfs && !a.adopt && !a.clone) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["rootfs"], message: "is required when mountPoints are set (Proxmox: mount points configured, but 'rootfs' not set)" });
     }
-  })
-  // A clone or restore keeps its source's unprivileged unless the program says otherwise.
-  .transform((a) => (a.unprivileged === undefined && !a.clone && !a.restore ? { ...a, unprivileged: true } : a));
+  });
 
 function uniqueSlots(ctx: z.RefinementCtx, field: string, slots: number[]): void {
   slots.forEach((s, i) => {

@@ -109,12 +109,14 @@ export function checkCloneHint(news: Record<string, unknown>): { news: Record<st
 }
 
 /**
- * The inputs as the provider acts on them: a template is never started (`started` is
- * ignored — check() warns when it is set), and a clone made in `clone.pool` stays there
- * unless `pool` says otherwise.
+ * The inputs as the provider acts on them: `unprivileged` defaults to true, except that a
+ * clone or restore keeps its source's; a template is never started (`started` is ignored —
+ * check() warns when it is set); a clone made in `clone.pool` stays there unless `pool`
+ * says otherwise.
  */
-export function effectiveArgs<T extends { isTemplate?: boolean; started?: boolean; pool?: string; clone?: CloneArgs }>(a: T): T {
+export function effectiveArgs<T extends { unprivileged?: boolean; isTemplate?: boolean; started?: boolean; pool?: string; clone?: CloneArgs; restore?: RestoreArgs }>(a: T): T {
   let out = a;
+  if (a.unprivileged === undefined && !a.clone && !a.restore) out = { ...out, unprivileged: true };
   if (a.isTemplate && a.started !== false) out = { ...out, started: false };
   if (a.clone?.pool !== undefined && a.pool === undefined) out = { ...out, pool: a.clone.pool };
   return out;
