@@ -338,6 +338,8 @@ describe("preview truth in process: every other input (handler diff known vs unk
     ["safetySnapshot", false, true, "update"],
     ["adopt", false, true, "update", { vmid: 4200 }],
     ["resourceName", "a", "b", "update"],
+    ["isTemplate", false, true, "update"],
+    ["isTemplate", true, false, "replace"],
   ];
 
   it("Container: known and unknown agree on update vs replace; the update converges", async () => {
