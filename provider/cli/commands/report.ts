@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import type { CliCommand } from "../main";
 import { containerArgsSchema, type ContainerArgs } from "../../resources/container/args";
+import { effectiveArgs } from "../../resources/container/origin";
 import { planChanges, canonical, CREATE_ONLY_FIELDS, PROVIDER_ONLY_FIELDS, REPLACE_FIELDS, type ChangePlan } from "../../resources/container/plan";
 import { toPveKeys } from "../../resources/container/pveConfig";
 import { LIVE_KEYS } from "../../resources/container/safety";
@@ -231,7 +232,10 @@ function containerReport(base: ResourceReport, op: string, step: PreviewStep): v
   if (outs.vmid !== undefined) base.where = `CT ${outs.vmid} on ${outs.node}`;
   if (op === "create") {
     base.headline = "created";
-    base.details.push(`**created** on \`${news.node}\`${news.template ? ` from ${show(news.template)}` : ""}`);
+    const clone = news.clone as { source?: unknown } | undefined;
+    const restore = news.restore as { backup?: unknown } | undefined;
+    const from = news.template ? ` from ${show(news.template)}` : clone ? ` as a clone of CT ${show(clone.source)}` : restore ? ` from backup ${show(restore.backup)}` : "";
+    base.details.push(`**created** on \`${news.node}\`${from}`);
     return;
   }
   if (op === "delete") {
@@ -264,7 +268,9 @@ function containerReport(base: ResourceReport, op: string, step: PreviewStep): v
     base.details.push(`**changed in place**: ${propertyLines(changedKeys(olds, news, step), olds, news).join("; ")}`);
     return;
   }
-  const next = parsed.data;
+  // As the handler's parse: defaults that depend on other inputs (unprivileged, a template's started).
+  const next = effectiveArgs(parsed.data);
+  if (next.unprivileged === undefined) delete (prev as Partial<ContainerArgs>).unprivileged;
   const plan = planChanges(prev, next, { volids: (outs.volids as Record<string, string>) ?? {}, hwaddrs: (outs.hwaddrs as Record<string, string>) ?? {} });
   // The engine found a change but the planner sees none: it is in a secret input, which the
   // preview shows only as "[secret]" (and names in no diff list) — so name the secret inputs.
