@@ -144,6 +144,28 @@ describe("Container clone, template conversion and restore (in process, against 
     await handler.delete!(tpl.id, tpl.outs);
   });
 
+  it("a clone task slower than timeouts.create records the NEW container, never the source", async () => {
+    const client = providerClient();
+    const tpl = await up({ ...golden(), rootfs: { storage: "local-zfs", size: "2G" }, isTemplate: true, resourceName: "slow-src" });
+    await sb.admin.setTaskDuration({ vzclone: 2500 });
+    let recorded: { id?: string; properties?: Outs } = {};
+    try {
+      await handler.create(await checked({ node: "pve1", clone: { source: Number(tpl.id) }, started: false, timeouts: { create: 1 }, resourceName: "slow" })).then(
+        () => expect.fail("the clone should have outlived its timeout"),
+        (e: Error & { id?: string; properties?: Outs }) => (recorded = e),
+      );
+    } finally {
+      await sb.admin.setTaskDuration(5);
+    }
+    expect(recorded.id, "a new CT is recorded").to.be.a("string");
+    expect(recorded.id, "not the source").to.not.equal(tpl.id);
+    // The task went on: the recorded CT is the clone, and deleting it leaves the template alone.
+    for (let i = 0; i < 100 && (await client.lxc.getConfig("pve1", Number(recorded.id), { current: true }).catch(() => ({ lock: "create" }))).lock; i++) await new Promise((r) => setTimeout(r, 100));
+    await handler.delete!(recorded.id!, recorded.properties!);
+    expect(await client.cluster.findGuest(Number(tpl.id)), "the source is still there").to.not.equal(undefined);
+    await handler.delete!(tpl.id, tpl.outs);
+  });
+
   it("full-clones a stopped CT from a snapshot, and refuses what Proxmox would refuse, naming the field", async () => {
     const client = providerClient();
     const src = await up({ ...golden(), started: false, resourceName: "src" });

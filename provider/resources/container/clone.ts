@@ -10,7 +10,7 @@
  * the lock (the transport's lock wait, stretched to `timeouts.create`).
  */
 import type { PveClient } from "../../proxmox/client";
-import { PveApiError, PveTaskFailedError } from "../../proxmox/errors";
+import { PveApiError, PveTaskFailedError, PveTaskTimeoutError } from "../../proxmox/errors";
 import type { VmidSource } from "../../proxmox/vmids";
 import type { OperationContext } from "../operation";
 import type { ContainerArgs } from "./args";
@@ -109,6 +109,8 @@ export async function cloneContainer(
         await client.tasks.wait(upid, { timeoutMs: waitMs, logger: ctx.log });
         return { vmid: newid, node: a.node };
       } catch (e) {
+        // The task goes on after timeouts.create, and its UPID names the SOURCE: say which CT it makes.
+        if (e instanceof PveTaskTimeoutError) (e as { cloneVmid?: number }).cloneVmid = newid;
         const taken = (e instanceof PveApiError && ALREADY_EXISTS.test(e.pveMessage)) || (e instanceof PveTaskFailedError && /CT \d+ already exists|config file already exists/.test(e.exitstatus));
         if (a.vmid === undefined && taken && attempt < 30) {
           vmids.taken(newid);
@@ -119,4 +121,9 @@ export async function cloneContainer(
       }
     }
   });
+}
+
+/** The new CT of a clone whose task outlived the timeout (the task's UPID names the source). */
+export function cloneVmidOf(e: unknown): number | undefined {
+  return (e as { cloneVmid?: number } | undefined)?.cloneVmid;
 }

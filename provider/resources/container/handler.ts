@@ -21,7 +21,7 @@ import { PveTaskTimeoutError } from "../../proxmox/errors";
 import { parseUpid } from "../../proxmox/upid";
 import { sizeBytes } from "./args";
 import { checkCloneHint, effectiveArgs, templateReplaces } from "./origin";
-import { cloneContainer } from "./clone";
+import { cloneContainer, cloneVmidOf } from "./clone";
 import { restoreContainer } from "./restore";
 import { ensureTemplate, noteTemplateReplace, startedIgnoredWarning, undeclaredTemplateError } from "./templateConversion";
 
@@ -265,7 +265,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       // be) there. Record it, or the next `up` creates a second one next to an orphan
       // (found by test/resilience: task slower than the timeout during create).
       if (e instanceof PveTaskTimeoutError) {
-        const id = Number(parseUpid(e.upid).id);
+        const id = cloneVmidOf(e) ?? Number(parseUpid(e.upid).id);
         throw partialFailure(e, String(id), stripUndefined({ ...a, vmid: id, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
       }
       throw e;
