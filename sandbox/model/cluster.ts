@@ -8,6 +8,7 @@ import { route, bool, int, RawReply, type Core, type ApiRequest } from "../core"
 import { ApiError, fail, paramError } from "../http/errors";
 import { ctStatus, ctOnNode } from "./lxc/status";
 import { STORAGES } from "./storage/storages";
+import { BRIDGES } from "./lxc/apply";
 
 export function checkNode(core: Core, node: string): void {
   if (!core.nodes.includes(node)) {
@@ -36,6 +37,15 @@ export function registerCluster(core: Core): void {
     checkNode(core, req.params.node);
     return ["aplinfo", "lxc", "status", "storage", "tasks", "version"].map((name) => ({ name }));
   });
+
+  // The node's bridges (BRIDGES) as GET /nodes/{node}/network lists them; no SDN VNets.
+  route(core, "GET", "/nodes/{node}/network", (req) => {
+    checkNode(core, req.params.node);
+    const type = typeof req.params.type === "string" ? req.params.type : undefined;
+    if (type && type !== "bridge" && type !== "any_bridge") return [];
+    return Object.entries(BRIDGES).map(([iface, b]) => ({ iface, type: "bridge", active: 1, autostart: 1, families: ["inet"], method: "manual", mtu: String(b.mtu), priority: 1 }));
+  });
+  route(core, "GET", "/cluster/sdn/vnets", () => []);
 
   route(core, "GET", "/nodes/{node}/status", (req) => {
     checkNode(core, req.params.node);

@@ -11,6 +11,7 @@ import { fromPveConfig, mountPointString, rootfsString, toPveKeys, stripUndefine
 import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan";
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
+import { assertBridgesExist } from "./bridges";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
 import { runOperation, partialFailure, type OperationContext } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
@@ -45,18 +46,42 @@ const COMPUTED = ["status", "volids", "hwaddrs", "ipv4", "ipv6"] as const;
 const DEFAULT_TIMEOUTS_S = { create: 600, update: 600, delete: 300, start: 120, shutdown: 60, migrate: 1800 };
 const timeoutMs = (a: ContainerArgs, k: keyof typeof DEFAULT_TIMEOUTS_S) => (a.timeouts?.[k] ?? DEFAULT_TIMEOUTS_S[k]) * 1000;
 
-/** The user the provider connects as (for root-only checks), from stack config or env. */
-function connectingUser(): string | undefined {
+/**
+ * Who PVE sees (for root-only checks), from stack config or env. With an API token that is
+ * the token ID (`root@pam!x`), never `root@pam` itself: PVE's root-only checks compare the
+ * authenticated user with `root@pam`, and a token is its own principal (BEHAVIOR.md 2.2).
+ */
+function connectingPrincipal(): { id: string; token: boolean } | undefined {
   const cfg = getProviderConfig();
-  const token = cfg.apiToken ?? process.env.PROXMOX_VE_API_TOKEN;
-  if (token) return token.split("!")[0];
-  return cfg.username ?? process.env.PROXMOX_VE_USERNAME;
+  const fromConfig = ["apiToken", "username", "password"].some((k) => cfg[k as keyof typeof cfg] !== undefined);
+  const token = fromConfig ? cfg.apiToken : process.env.PROXMOX_VE_API_TOKEN;
+  if (token) return { id: token.split("=")[0], token: true };
+  const user = fromConfig ? cfg.username : process.env.PROXMOX_VE_USERNAME;
+  return user ? { id: user, token: false } : undefined;
+}
+
+function rootOnlyFailures(a: ContainerArgs, olds: Record<string, unknown>): Array<{ field: string; message: string }> {
+  const who = connectingPrincipal();
+  if (!who || (!who.token && who.id === "root@pam")) return [];
+  const prev = Object.keys(olds).length ? containerArgsSchema.safeParse(stripComputed(olds)) : undefined;
+  const fix = who.token
+    ? `the provider connects with the API token ${who.id}, and PVE never treats a token as root@pam. Set proxmox:username to root@pam with proxmox:password (ticket login) for this stack`
+    : `the provider connects as ${who.id}; connect as root@pam (proxmox:username/proxmox:password)`;
+  return rootOnlyReasons(a, prev?.success ? prev.data : undefined).map((r) => {
+    const i = r.indexOf(": ");
+    return { field: r.slice(0, i), message: `${r.slice(i + 2)}; ${fix}, or drop the setting` };
+  });
+}
+
+function stripComputed(olds: Record<string, unknown>): Record<string, unknown> {
+  const prev: Record<string, unknown> = { ...olds };
+  for (const k of COMPUTED) delete prev[k];
+  return prev;
 }
 
 /** The previous inputs as recorded in state: outputs minus what is computed. */
 function previousArgs(olds: Record<string, unknown>, next: ContainerArgs): ContainerArgs {
-  const prev: Record<string, unknown> = { ...olds };
-  for (const k of COMPUTED) delete prev[k];
+  const prev = stripComputed(olds);
   // An allocated vmid is state, not input: compare it only when the program sets one.
   if (next.vmid === undefined) delete prev.vmid;
   return prev as ContainerArgs;
@@ -70,16 +95,9 @@ function parse(inputs: unknown): ContainerArgs {
 
 // ---------------------------------------------------------------------------------------
 
-async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
+async function check(olds: Record<string, unknown>, news: Record<string, unknown>) {
   return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, containerArgsSchema, news, (a) => {
-      const who = connectingUser();
-      if (!who || who === "root@pam") return [];
-      return rootOnlyReasons(a).map((r) => {
-        const i = r.indexOf(": ");
-        return { field: r.slice(0, i), message: `${r.slice(i + 2)}; the provider connects as ${who}` };
-      });
-    }),
+    checkInputs(TYPE, containerArgsSchema, news, (a) => rootOnlyFailures(a, olds ?? {})),
   );
 }
 
@@ -199,6 +217,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const a = parse(inputs);
     const client = ctx.client();
     if (a.adopt) return adopt(client, a, ctx);
+    await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log);
     let vmid: number;
     try {
       ({ vmid } = await client.lxc.createContainer({
@@ -221,6 +240,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     ctx.bind({ vmid });
     ctx.log.info({ vmid }, "container created");
     try {
+      await restoreDeclaredAppKeys(client, a.node, vmid, a, ctx);
       // A CT we just created is stopped (no start=1 in the create): start it (if wanted)
       // without asking for its status first — one request less per container
       // (bench/pulumi-up.ts). HA-managed ones may be started by the HA manager meanwhile,
@@ -237,6 +257,33 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       throw partialFailure(e, String(vmid), stripUndefined({ ...a, vmid, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
     }
   });
+}
+
+/**
+ * PVE fills `entrypoint`, `env` and `cmode` of an OCI app container from the image during
+ * the create task, over what the request said (BEHAVIOR.md 7). Put the declared values back
+ * before the first start, so the first `up` ends in the declared state without a reboot.
+ */
+async function restoreDeclaredAppKeys(client: PveClient, node: string, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<void> {
+  if (a.entrypoint === undefined && a.env === undefined && a.console?.mode === undefined) return;
+  const cfg = await client.lxc.getConfig(node, vmid, { current: true });
+  const have = fromPveConfig(cfg).args;
+  const want = toPveKeys(a);
+  const set: Record<string, string> = {};
+  const del: string[] = [];
+  if (a.entrypoint !== undefined && have.entrypoint !== a.entrypoint) set.entrypoint = a.entrypoint;
+  if (a.env !== undefined && JSON.stringify(sortKeys(have.env ?? {})) !== JSON.stringify(sortKeys(a.env))) {
+    if (want.env !== undefined) set.env = want.env;
+    else del.push("env");
+  }
+  if (a.console?.mode !== undefined && have.console?.mode !== a.console.mode) set.cmode = a.console.mode;
+  if (!Object.keys(set).length && !del.length) return;
+  ctx.log.info({ keys: [...Object.keys(set), ...del] }, "Proxmox replaced declared values with the image's during create; setting them back");
+  await client.lxc.updateConfig(node, vmid, { set, delete: del, digest: cfg.digest });
+}
+
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
 }
 
 async function locate(client: PveClient, vmid: number): Promise<{ node: string; pool?: string } | undefined> {
