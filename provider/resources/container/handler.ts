@@ -12,7 +12,9 @@ import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan"
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
 import { assertBridgesExist } from "./bridges";
-import { checkInputs, parseInputs, unknownPaths } from "../validation";
+import { migrationStorageMap, remainingMoves } from "./migration";
+import { versionProblems, type ServerRelease } from "./versions";
+import { checkInputs, InputError, parseInputs, unknownPaths } from "../validation";
 import { runOperation, partialFailure, type OperationContext } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -96,9 +98,38 @@ function parse(inputs: unknown): ContainerArgs {
 // ---------------------------------------------------------------------------------------
 
 async function check(olds: Record<string, unknown>, news: Record<string, unknown>) {
-  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, containerArgsSchema, news, (a) => rootOnlyFailures(a, olds ?? {})),
+  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async (ctx) => {
+    const release = usesVersionedInputs(news) ? await serverRelease(ctx) : undefined;
+    return checkInputs(TYPE, containerArgsSchema, news, (a) => [...rootOnlyFailures(a, olds ?? {}), ...(release ? versionProblems(a, release) : [])]);
+  });
+}
+
+/** Inputs whose acceptance depends on the server's release (./versions): only then does check() ask the server. */
+function usesVersionedInputs(news: Record<string, unknown>): boolean {
+  const nets = Array.isArray(news.networks) ? (news.networks as Array<Record<string, unknown>>) : [];
+  return (
+    (typeof news.template === "string" && /\.tar$/i.test(news.template)) ||
+    news.entrypoint !== undefined ||
+    news.env !== undefined ||
+    news.haManaged !== undefined ||
+    nets.some((n) => n && n.hostManaged !== undefined)
   );
+}
+
+/** The server's release for check(), or undefined when it cannot be asked now (create/update check again). */
+async function serverRelease(ctx: OperationContext): Promise<ServerRelease | undefined> {
+  try {
+    return await ctx.client().version();
+  } catch (e) {
+    ctx.log.debug({ err: (e as Error).message }, "server version unknown at check; version-dependent inputs are checked at create/update");
+    return undefined;
+  }
+}
+
+/** Refuse inputs this server's release does not accept, before anything is sent. */
+async function assertReleaseSupports(client: PveClient, a: ContainerArgs): Promise<void> {
+  const problems = versionProblems(a, await client.version());
+  if (problems.length) throw new InputError(TYPE, problems);
 }
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
@@ -217,6 +248,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const a = parse(inputs);
     const client = ctx.client();
     if (a.adopt) return adopt(client, a, ctx);
+    await assertReleaseSupports(client, a);
     await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log);
     let vmid: number;
     try {
@@ -338,10 +370,12 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     const vmid = Number(id);
     const a = parse(news);
     const plan = planChanges(previousArgs(olds, a), a, { volids: (olds.volids as Record<string, string>) ?? {}, hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {} });
+    await assertReleaseSupports(client, a);
     const where = await locate(client, vmid);
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
     const run = () => execute(client, vmid, where.node, a, plan, ctx);
-    await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, run) : run());
+    const safety = { startMs: timeoutMs(a, "start"), lockMs: timeoutMs(a, "update") };
+    await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, safety, run) : run());
     return { outs: await readOutputs(client, a, vmid, a.node, ctx) };
   });
 }
@@ -356,18 +390,19 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
 
   if (node !== a.node) {
     const running = await isRunning();
-    const moves = plan.diskMoves;
-    // One target storage for every volume: let the migration put them there directly.
-    const single = moves.length > 0 && moves.every((m) => m.storage === moves[0].storage) ? moves[0].storage : undefined;
-    ctx.log.info({ from: node, to: a.node, restart: running }, "migrating container");
+    const storageMap = plan.diskMoves.length ? await migrationMapFor(client, node, vmid, plan.diskMoves) : undefined;
+    ctx.log.info({ from: node, to: a.node, restart: running, "target-storage": storageMap }, "migrating container");
     await client.lxc.migrateAndWait(
       node,
       vmid,
-      { target: a.node, restart: running || undefined, "target-storage": single },
+      { target: a.node, restart: running || undefined, "target-storage": storageMap },
       { wait: { timeoutMs: timeoutMs(a, "migrate") } },
     );
     node = a.node;
-    if (single) plan.diskMoves = [];
+    if (plan.diskMoves.length) {
+      // What the migration did not move (shared storage, split storages) is moved next.
+      plan.diskMoves = remainingMoves(fromPveConfig(await client.lxc.getConfig(node, vmid, { current: true })).volids, plan.diskMoves);
+    }
   }
 
   let stoppedForMove = false;
@@ -420,11 +455,33 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
     }
   }
 
-  if (plan.pool) {
-    if (plan.pool.from) await client.cluster.updatePoolMembers(plan.pool.from, { vms: [vmid], remove: true });
-    if (plan.pool.to) await client.cluster.updatePoolMembers(plan.pool.to, { vms: [vmid] });
-  }
+  if (plan.pool) await movePool(client, vmid, plan.pool.to, ctx);
   if (plan.power || stoppedForMove || a.started !== (await isRunning())) await setPower(client, node, vmid, a, ctx);
+}
+
+/**
+ * Put the CT into pool `to` (or no pool). PVE refuses to add a member twice, to remove a
+ * non-member and to add a CT that is in another pool, so read where it is first (a CT is in
+ * at most one pool; /cluster/resources shows it with Pool.Audit) and change only what differs.
+ */
+async function movePool(client: PveClient, vmid: number, to: string | undefined, ctx: OperationContext): Promise<void> {
+  const current = (await locate(client, vmid))?.pool;
+  if (current === to) return;
+  if (current) {
+    ctx.log.info({ pool: current }, "removing container from pool");
+    await client.cluster.updatePoolMembers(current, { vms: [vmid], remove: true });
+  }
+  if (to) {
+    ctx.log.info({ pool: to }, "adding container to pool");
+    await client.cluster.updatePoolMembers(to, { vms: [vmid] });
+  }
+}
+
+/** `target-storage` for migrating with disk moves (see ./migration). */
+async function migrationMapFor(client: PveClient, node: string, vmid: number, moves: ChangePlan["diskMoves"]): Promise<string | undefined> {
+  const volids = fromPveConfig(await client.lxc.getConfig(node, vmid, { current: true })).volids;
+  const shared = new Set((await client.storage.list(node)).filter((st) => st.shared).map((st) => st.storage));
+  return migrationStorageMap(volids, moves, shared);
 }
 
 async function destroy(id: string, props: Record<string, unknown>): Promise<void> {
