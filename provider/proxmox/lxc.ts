@@ -397,14 +397,14 @@ export class LxcApi {
       const at = want.node ? ((await this.client.cluster.findGuest(vmid))?.node ?? node) : node;
       const status = at === (want.node ?? node) && want.status ? (await this.status(at, vmid, opts)).status : undefined;
       if (at === (want.node ?? node) && (!want.status || status === want.status)) return task;
-      if (Date.now() + delay > deadline) {
+      if (Date.now() >= deadline) {
         throw new PveApiError(
           { status: 0, method: "POST", endpoint: "/nodes/{node}/lxc/{vmid}/status", path: this.base(node, vmid) },
           `CT ${vmid} is HA-managed: its ${type} request was queued, but after ${Math.round(timeoutMs / 1000)} s it is ${want.node ? `on ${at}` : ""}${want.node && want.status ? ", " : ""}${want.status ? status ?? "in an unknown state" : ""} ` +
             `instead of ${[want.node ? `on ${want.node}` : "", want.status ?? ""].filter(Boolean).join(", ")}. Check \`ha-manager status\` on the cluster, or raise the resource's timeouts.`,
         );
       }
-      await sleep(delay);
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
     }
   }
 

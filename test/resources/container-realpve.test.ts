@@ -1,0 +1,253 @@
+/**
+ * Requests a genuine Proxmox VE refuses or treats differently (issue 15, items 7, 9, 11, 12,
+ * 15, 16, 17), through the Container handler in process against the sandbox. Where the
+ * sandbox does not (yet) play PVE's part, the test scripts it at the API-client seam and
+ * says so.
+ */
+import { expect } from "chai";
+import { startSandbox, type SandboxHandle } from "../../sandbox";
+import handler from "../../provider/resources/container/handler";
+import { providerClient, resetProviderClient } from "../../provider/resources/operation";
+import { configure } from "../../provider/resources/registry";
+import { LxcApi } from "../../provider/proxmox/lxc";
+import { useSandboxProvider, applianceTemplate } from "../support/provider";
+
+type Outs = Record<string, any>;
+
+/** Replace a method of LxcApi for one test; returns the restore function. */
+function patch<K extends keyof LxcApi>(name: K, make: (orig: LxcApi[K]) => LxcApi[K]): () => void {
+  const proto = LxcApi.prototype as any;
+  const orig = proto[name];
+  proto[name] = make(orig);
+  return () => (proto[name] = orig);
+}
+
+describe("Container against what a real PVE does (issue 15)", function () {
+  this.timeout(120_000);
+  let sb: SandboxHandle;
+  let template: string;
+  let restore: Array<() => void> = [];
+
+  before(async () => {
+    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
+    useSandboxProvider(sb);
+    template = await applianceTemplate("debian");
+  });
+  afterEach(() => {
+    restore.forEach((r) => r());
+    restore = [];
+    useSandboxProvider(sb);
+  });
+  after(async () => sb?.stop());
+
+  const base = (extra: Record<string, unknown> = {}) => ({
+    node: "pve1",
+    template,
+    hostname: "rp",
+    memory: { dedicated: 256, swap: 0 },
+    rootfs: { storage: "local-lvm", size: "1G" },
+    resourceName: "rp",
+    ...extra,
+  });
+
+  async function up(inputs: Record<string, unknown>): Promise<{ id: string; outs: Outs }> {
+    const checked = await handler.check!({}, inputs);
+    expect(checked.failures ?? []).to.deep.equal([]);
+    const r = await handler.create(checked.inputs);
+    return { id: r.id, outs: r.outs as Outs };
+  }
+  async function change(olds: { id: string; outs: Outs }, inputs: Record<string, unknown>): Promise<Outs> {
+    const checked = await handler.check!(olds.outs, inputs);
+    expect(checked.failures ?? []).to.deep.equal([]);
+    return (await handler.update!(olds.id, olds.outs, checked.inputs)).outs as Outs;
+  }
+  const reasons = async (olds: Record<string, unknown>, news: Record<string, unknown>) =>
+    ((await handler.check!(olds, news)).failures ?? []).map((f) => f.reason).join("\n");
+
+  describe("item 7: an API token is never root@pam", () => {
+    it("check refuses root-only settings for a root@pam!… token and says to use root@pam ticket login", async () => {
+      // The sandbox's token is root@pam!sandbox: PVE sees the token, not root@pam.
+      for (const extra of [
+        { features: { keyctl: false } },
+        { features: { nesting: true, fuse: true } },
+        { mountPoints: [{ slot: 0, hostPath: "/srv", path: "/srv" }] },
+        { devices: [{ path: "/dev/net/tun" }] },
+        { hookscript: "local:snippets/hook.sh" },
+        { unprivileged: false, features: { nesting: true } },
+      ]) {
+        const text = await reasons({}, base(extra));
+        expect(text, JSON.stringify(extra)).to.match(/API token root@pam!sandbox, and PVE never treats a token as root@pam\. Set proxmox:username to root@pam with proxmox:password/);
+      }
+      expect(await reasons({}, base({ features: { keyctl: false } }))).to.match(/keyctl: false counts too/);
+      expect(await reasons({}, base({ features: { nesting: true } }))).to.equal("");
+    });
+
+    it("only changes count, as PVE checks only the keys a request sends", async () => {
+      const olds = { ...base({ mountPoints: [{ slot: 0, hostPath: "/srv", path: "/srv" }], features: { nesting: true, keyctl: true } }), vmid: 100, status: "running", volids: {}, hwaddrs: {} };
+      expect(await reasons(olds, base({ hostname: "other", mountPoints: [{ slot: 0, hostPath: "/srv", path: "/srv" }], features: { nesting: true, keyctl: true } }))).to.equal("");
+      // Toggling nesting while keyctl stays: allowed (PVE compares printed values per key).
+      expect(await reasons(olds, base({ mountPoints: [{ slot: 0, hostPath: "/srv", path: "/srv" }], features: { nesting: false, keyctl: true } }))).to.equal("");
+      expect(await reasons(olds, base({ mountPoints: [{ slot: 0, hostPath: "/srv", path: "/srv" }], features: { nesting: true, keyctl: false } }))).to.match(/features:/);
+      expect(await reasons(olds, base({ features: { nesting: true, keyctl: true } }))).to.match(/removing the bind mount in slot 0/);
+    });
+
+    it("ticket login as root@pam may set them", async () => {
+      configure({ get: (k) => ({ "proxmox:endpoint": sb.endpoint, "proxmox:username": sb.username, "proxmox:password": sb.password, "proxmox:tlsFingerprint": sb.tlsFingerprint, "proxmox:logLevel": "silent" })[k] });
+      resetProviderClient();
+      expect(await reasons({}, base({ features: { keyctl: false }, mountPoints: [{ slot: 0, hostPath: "/srv", path: "/srv" }] }))).to.equal("");
+    });
+  });
+
+  describe("item 17: refused before the server fails", () => {
+    it("a backup volid as template is refused in check", async () => {
+      expect(await reasons({}, base({ template: "local:backup/vzdump-lxc-100-2024_01_01-00_00_00.tar.zst" }))).to.match(/template: is a backup archive .*pct restore/);
+    });
+
+    it("a bridge the node does not have is reported before the CT is created, with one network read per node", async () => {
+      const client = providerClient();
+      await sb.admin.resetCounters();
+      resetProviderClient();
+      const before = (await client.cluster.containers()).length;
+      const checked = await handler.check!({}, base({ networks: [{ name: "eth0", bridge: "vmbr9", ip: "dhcp" }] }));
+      await handler.create(checked.inputs).then(
+        () => expect.fail("created with a missing bridge"),
+        (e: Error) => expect(e.message).to.match(/networks \(eth0\): bridge 'vmbr9' does not exist on node pve1\. Bridges there: vmbr0, vmbr1\..*not created/),
+      );
+      expect((await client.cluster.containers()).length).to.equal(before);
+      const ok = await up(base({ started: false, networks: [{ name: "eth0", bridge: "vmbr1", ip: "dhcp" }] }));
+      expect((await sb.admin.counters()).requests["GET /nodes/{node}/network"]).to.equal(1);
+      await handler.delete!(ok.id, ok.outs);
+    });
+  });
+
+  it("item 9: entrypoint, env and console mode PVE took from the image are set back before the first start", async () => {
+    // Scripted PVE part: an OCI create overwrites these three keys from the image.
+    restore.push(
+      patch("createContainer", (orig) => async function (this: LxcApi, o) {
+        const r = await orig.call(this, o);
+        await this.updateConfig(o.node, r.vmid, { set: { entrypoint: "/usr/bin/image-default", env: "IMAGE=1", cmode: "console" } });
+        return r;
+      }),
+    );
+    const atStart: Outs[] = [];
+    restore.push(
+      patch("start", (orig) => async function (this: LxcApi, node, vmid, params, opts) {
+        atStart.push(await this.getConfig(node, vmid, { current: true }));
+        return orig.call(this, node, vmid, params, opts);
+      }),
+    );
+    const entrypoint = "/app/server '--config=/etc/x' a!b 'it'\\''s'";
+    const ct = await up(base({ entrypoint, env: { MODE: "prod" }, console: { mode: "tty" } }));
+    expect(atStart).to.have.length(1);
+    expect(atStart[0].entrypoint).to.equal(entrypoint);
+    expect(atStart[0].env).to.equal("MODE=prod");
+    expect(atStart[0].cmode).to.equal("tty");
+    expect(ct.outs.entrypoint).to.equal(entrypoint);
+    expect(ct.outs.env).to.deep.equal({ MODE: "prod" });
+    await handler.delete!(ct.id, ct.outs);
+  });
+
+  describe("item 11: migration with a storage change", () => {
+    it("moves only the requested volume, not every local one", async () => {
+      const client = providerClient();
+      const inputs = base({ started: false, mountPoints: [{ slot: 0, storage: "local-lvm", size: "1G", path: "/data" }] });
+      const ct = await up(inputs);
+      const outs = await change(ct, { ...inputs, node: "pve2", mountPoints: [{ slot: 0, storage: "local-zfs", size: "1G", path: "/data" }] });
+      const cfg = await client.lxc.getConfig("pve2", Number(ct.id), { current: true });
+      expect(String(cfg.rootfs)).to.match(/^local-lvm:/);
+      expect(String(cfg.mp0)).to.match(/^local-zfs:/);
+      await handler.delete!(ct.id, outs);
+    });
+
+    it("moves a volume on shared storage after the migration instead of dropping the move", async () => {
+      const client = providerClient();
+      const inputs = base({ started: false, rootfs: { storage: "shared-nfs", size: "1G" } });
+      const ct = await up(inputs);
+      const outs = await change(ct, { ...inputs, node: "pve2", rootfs: { storage: "local-lvm", size: "1G" } });
+      const cfg = await client.lxc.getConfig("pve2", Number(ct.id), { current: true });
+      expect(String(cfg.rootfs)).to.match(/^local-lvm:/);
+      expect(outs.rootfs.storage).to.equal("local-lvm");
+      await handler.delete!(ct.id, outs);
+    });
+  });
+
+  it("item 12: the safety rollback does not start inside the rollback, starts itself, then deletes the snapshot past a lock", async () => {
+    const client = providerClient();
+    const inputs = base({ safetySnapshot: true });
+    const ct = await up(inputs);
+    const vmid = Number(ct.id);
+    const calls: string[] = [];
+    restore.push(
+      patch("rollback", (orig) => async function (this: LxcApi, node, id, snap, params, opts) {
+        calls.push(`rollback start=${params?.start ?? "-"}`);
+        return orig.call(this, node, id, snap, params, opts);
+      }),
+      patch("startAndWait", (orig) => async function (this: LxcApi, node, id, params, opts) {
+        calls.push("start");
+        const r = await orig.call(this, node, id, params, opts);
+        // Something else (a backup) holds the CT briefly right after the start.
+        if (calls.includes("rollback start=-")) await sb.admin.holdLock(id, "backup", 1);
+        return r;
+      }),
+    );
+    await sb.admin.failTask({ type: "vzreboot", vmid, exitstatus: `startup for container '${vmid}' failed` });
+    const checked = await handler.check!(ct.outs, { ...inputs, features: { nesting: true } });
+    const err = await handler.update!(ct.id, ct.outs, checked.inputs).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/rolled back to its state before this update/);
+    expect(err?.message).not.to.match(/failed: .*Rolling back|also failed/);
+    expect(calls).to.deep.equal(["rollback start=-", "start"]);
+    expect((await client.lxc.status("pve1", vmid)).status).to.equal("running");
+    expect((await client.lxc.listSnapshots("pve1", vmid)).map((x) => x.name)).to.deep.equal(["current"]);
+    await handler.delete!(ct.id, ct.outs);
+  });
+
+  it("item 15: a pool change reads membership first (no 'not a pool member' after an out-of-band change)", async () => {
+    const client = providerClient();
+    for (const poolid of ["rp-a", "rp-b"]) await client.post("/pools", { poolid });
+    const ct = await up(base({ started: false, pool: "rp-a" }));
+    const vmid = Number(ct.id);
+    await client.cluster.updatePoolMembers("rp-a", { vms: [vmid], remove: true }); // someone else removed it
+    let outs = await change(ct, base({ started: false, pool: "rp-b" }));
+    expect((await client.cluster.findGuest(vmid))?.pool).to.equal("rp-b");
+    // Declared pool already in place although the state says otherwise: nothing to send twice.
+    outs = await change({ id: ct.id, outs: { ...outs, pool: undefined } }, base({ started: false, pool: "rp-b" }));
+    expect((await client.cluster.findGuest(vmid))?.pool).to.equal("rp-b");
+    outs = await change({ id: ct.id, outs }, base({ started: false }));
+    expect((await client.cluster.findGuest(vmid))?.pool).to.equal(undefined);
+    await handler.delete!(ct.id, outs);
+  });
+});
+
+describe("item 16: inputs an older PVE release does not accept (sandbox as PVE 8.4)", function () {
+  this.timeout(60_000);
+  let sb: SandboxHandle;
+  before(async () => {
+    sb = await startSandbox({ port: 0, nodes: ["pve1"], pveVersion: "8.4", taskDurationMs: 5, authFailureDelayMs: 0 });
+    useSandboxProvider(sb);
+  });
+  after(async () => sb?.stop());
+
+  const inputs = (extra: Record<string, unknown>) => ({ node: "pve1", template: "local:vztmpl/alpine.tar.zst", rootfs: { storage: "local-lvm", size: "1G" }, resourceName: "old", ...extra });
+
+  it("check refuses an uncompressed .tar template and the 9.1 keys, naming the server's version", async () => {
+    const r = await handler.check!({}, inputs({ template: "local:vztmpl/app.tar", entrypoint: "/app", env: { A: "1" }, networks: [{ name: "eth0", bridge: "vmbr0", hostManaged: true }] }));
+    const text = (r.failures ?? []).map((f) => f.reason).join("\n");
+    expect(text).to.match(/template: an uncompressed \.tar template needs Proxmox VE 9\.1 or newer; the server runs 8\.4/);
+    expect(text).to.match(/entrypoint: entrypoint .* needs Proxmox VE 9\.1/);
+    expect(text).to.match(/env: env .* needs Proxmox VE 9\.1/);
+    expect(text).to.match(/networks\[0\]\.hostManaged: hostManaged .* needs Proxmox VE 9\.1/);
+    expect((await handler.check!({}, inputs({}))).failures ?? []).to.deep.equal([]);
+  });
+
+  it("create refuses them too, before anything is sent", async () => {
+    await sb.admin.resetCounters();
+    await handler.create(inputs({ template: "local:vztmpl/app.tar", unprivileged: true, started: true, pendingChanges: "reboot" })).then(
+      () => expect.fail("created"),
+      (e: Error) => expect(e.message).to.match(/template: an uncompressed \.tar template needs Proxmox VE 9\.1/),
+    );
+    expect((await sb.admin.counters()).requests["POST /nodes/{node}/lxc"] ?? 0).to.equal(0);
+  });
+});
