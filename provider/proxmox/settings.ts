@@ -126,7 +126,7 @@ export function parseApiToken(raw: string): { tokenId: string; user: string; sec
   if (!m) {
     // Never echo the value: it is (or contains) the secret.
     throw new PveSettingsError(
-      `Malformed ${both("apiToken")}: expected user@realm!tokenid=secret (e.g. root@pam!pulumi=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), ` +
+      `Malformed ${both("apiToken")}: expected user@realm!tokenid=secret (e.g. pulumi@pve!deploy=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), ` +
         `as shown by 'pveum user token add'.`,
       ["apiToken"],
     );
@@ -245,7 +245,7 @@ export function parseSettings(config: ConfigValues = {}, env: NodeJS.ProcessEnv 
     auth = { kind: "password", username, password, otp };
   } else {
     throw new PveSettingsError(
-      `No Proxmox VE credentials configured. Set ${both("apiToken")} (recommended: 'pulumi config set --secret proxmox:apiToken root@pam!pulumi=<uuid>'), ` +
+      `No Proxmox VE credentials configured. Set ${both("apiToken")} (recommended: 'pulumi config set --secret proxmox:apiToken pulumi@pve!deploy=<uuid>'), ` +
         `or ${both("username")} together with ${both("password")}.`,
       ["apiToken", "username", "password"],
     );
