@@ -42,7 +42,13 @@ export function nodeBridges(client: PveClient, node: string, log: Logger): Promi
 }
 
 /** Throw naming every network whose bridge the node does not have. */
-export async function assertBridgesExist(client: PveClient, node: string, networks: Array<{ name: string; bridge?: string }>, log: Logger): Promise<void> {
+export async function assertBridgesExist(
+  client: PveClient,
+  node: string,
+  networks: Array<{ name: string; bridge?: string }>,
+  log: Logger,
+  outcome = "the container was not created",
+): Promise<void> {
   const wanted = networks.filter((n) => n.bridge !== undefined);
   if (!wanted.length) return;
   const have = await nodeBridges(client, node, log);
@@ -51,6 +57,6 @@ export async function assertBridgesExist(client: PveClient, node: string, networ
   if (!missing.length) return;
   throw new Error(
     missing.map((n) => `networks (${n.name}): bridge '${n.bridge}' does not exist on node ${node}`).join("; ") +
-      `. Bridges there: ${[...have].sort().join(", ") || "none"}. Fix the bridge name or create the bridge first; the container was not created.`,
+      `. Bridges there: ${[...have].sort().join(", ") || "none"}. Fix the bridge name or create the bridge first; ${outcome}.`,
   );
 }

@@ -373,7 +373,7 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     await assertReleaseSupports(client, a);
     const where = await locate(client, vmid);
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
-    if (Object.keys(plan.set).some((k) => /^net\d+$/.test(k))) await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log);
+    if (Object.keys(plan.set).some((k) => /^net\d+$/.test(k))) await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log, "nothing was changed");
     const run = () => execute(client, vmid, where.node, a, plan, ctx);
     const safety = { startMs: timeoutMs(a, "start"), lockMs: timeoutMs(a, "update") };
     await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, safety, run) : run());
