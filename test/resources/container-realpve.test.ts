@@ -91,6 +91,17 @@ describe("Container against what a real PVE does (issue 15)", function () {
       expect(await reasons(olds, base({ features: { nesting: true, keyctl: true } }))).to.match(/removing the bind mount in slot 0/);
     });
 
+    it("update refuses them before sending, also when check did not see them", async () => {
+      const ct = await up(base({ started: false }));
+      await sb.admin.resetCounters();
+      await handler.update!(ct.id, ct.outs, { ...ct.outs, features: { keyctl: false } }).then(
+        () => expect.fail("updated"),
+        (e: Error) => expect(e.message).to.match(/features: everything except nesting can only be set by root@pam.*API token root@pam!sandbox/),
+      );
+      expect((await sb.admin.counters()).requests["PUT /nodes/{node}/lxc/{vmid}/config"] ?? 0).to.equal(0);
+      await handler.delete!(ct.id, ct.outs);
+    });
+
     it("ticket login as root@pam may set them", async () => {
       configure({ get: (k) => ({ "proxmox:endpoint": sb.endpoint, "proxmox:username": sb.username, "proxmox:password": sb.password, "proxmox:tlsFingerprint": sb.tlsFingerprint, "proxmox:logLevel": "silent" })[k] });
       resetProviderClient();

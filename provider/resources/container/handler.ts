@@ -63,13 +63,16 @@ function connectingPrincipal(): { id: string; token: boolean } | undefined {
 }
 
 function rootOnlyFailures(a: ContainerArgs, olds: Record<string, unknown>): Array<{ field: string; message: string }> {
+  // Adopting: what the CT already has is only known once it is read (adopt() checks then).
+  if (a.adopt && !Object.keys(olds).length) return [];
   const who = connectingPrincipal();
   if (!who || (!who.token && who.id === "root@pam")) return [];
-  const prev = Object.keys(olds).length ? containerArgsSchema.safeParse(stripComputed(olds)) : undefined;
+  // The previous inputs as check() returned them (normalised), or the CT as read (adopt).
+  const prev = Object.keys(olds).length ? (stripComputed(olds) as Partial<ContainerArgs>) : undefined;
   const fix = who.token
     ? `the provider connects with the API token ${who.id}, and PVE never treats a token as root@pam. Set proxmox:username to root@pam with proxmox:password (ticket login) for this stack`
     : `the provider connects as ${who.id}; connect as root@pam (proxmox:username/proxmox:password)`;
-  return rootOnlyReasons(a, prev?.success ? prev.data : undefined).map((r) => {
+  return rootOnlyReasons(a, prev).map((r) => {
     const i = r.indexOf(": ");
     return { field: r.slice(0, i), message: `${r.slice(i + 2)}; ${fix}, or drop the setting` };
   });
@@ -126,9 +129,12 @@ async function serverRelease(ctx: OperationContext): Promise<ServerRelease | und
   }
 }
 
-/** Refuse inputs this server's release does not accept, before anything is sent. */
-async function assertReleaseSupports(client: PveClient, a: ContainerArgs): Promise<void> {
-  const problems = versionProblems(a, await client.version());
+/**
+ * Before anything is sent (also when check could not see every value): refuse root-only
+ * changes for a non-root principal and inputs this server's release does not accept.
+ */
+async function assertSendable(client: PveClient, a: ContainerArgs, olds: Record<string, unknown>): Promise<void> {
+  const problems = [...rootOnlyFailures(a, olds), ...versionProblems(a, await client.version())];
   if (problems.length) throw new InputError(TYPE, problems);
 }
 
@@ -248,7 +254,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const a = parse(inputs);
     const client = ctx.client();
     if (a.adopt) return adopt(client, a, ctx);
-    await assertReleaseSupports(client, a);
+    await assertSendable(client, a, {});
     await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log);
     let vmid: number;
     try {
@@ -343,6 +349,8 @@ async function adopt(client: PveClient, a: ContainerArgs, ctx: OperationContext)
   const status = await client.lxc.status(where.node, vmid);
   const current = refreshedArgs(a as unknown as Record<string, unknown>, cfg.args as Record<string, unknown>, { node: where.node, running: status.status === "running", pool: where.pool }) as unknown as ContainerArgs;
   const plan = planChanges(current, a, { volids: cfg.volids, hwaddrs: cfg.hwaddrs });
+  const rootOnly = rootOnlyFailures({ ...a, adopt: false }, current as unknown as Record<string, unknown>);
+  if (rootOnly.length) throw new InputError(TYPE, rootOnly);
   ctx.log.info({ changes: plan.changed }, "adopting container");
   await execute(client, vmid, where.node, a, plan, ctx);
   return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx) };
@@ -370,7 +378,7 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     const vmid = Number(id);
     const a = parse(news);
     const plan = planChanges(previousArgs(olds, a), a, { volids: (olds.volids as Record<string, string>) ?? {}, hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {} });
-    await assertReleaseSupports(client, a);
+    await assertSendable(client, a, olds);
     const where = await locate(client, vmid);
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
     if (Object.keys(plan.set).some((k) => /^net\d+$/.test(k))) await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log, "nothing was changed");
