@@ -94,7 +94,7 @@ describe("Container against what a real PVE does (issue 15)", function () {
     it("update refuses them before sending, also when check did not see them", async () => {
       const ct = await up(base({ started: false }));
       await sb.admin.resetCounters();
-      await handler.update!(ct.id, ct.outs, { ...ct.outs, features: { keyctl: false } }).then(
+      await handler.update!(ct.id, ct.outs, base({ started: false, features: { keyctl: false } })).then(
         () => expect.fail("updated"),
         (e: Error) => expect(e.message).to.match(/features: everything except nesting can only be set by root@pam.*API token root@pam!sandbox/),
       );
