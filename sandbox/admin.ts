@@ -13,6 +13,7 @@ import type { FaultSpec } from "./faults";
 import type { TaskFailure } from "./tasks";
 import { ApiError } from "./http/errors";
 import { parseConf, printConf } from "./model/lxc/config";
+import { addHaResource, setHaDelay } from "./model/lxc/ha";
 
 export interface SandboxCounters {
   requests: Record<string, number>;
@@ -48,6 +49,10 @@ export interface SandboxAdmin {
   /** The raw config file text of a CT (for assertions on the on-disk format). */
   rawConfig(vmid: number): Promise<string | undefined>;
   prometheus(): Promise<string>;
+  /** Make a CT an HA resource (`ha-manager add ct:<vmid> --state …`), as create `ha-managed=1` does. */
+  haManage(vmid: number, state?: "started" | "stopped"): Promise<void>;
+  /** How long the simulated HA manager waits before acting on a queued request. */
+  setHaDelay(ms: number): Promise<void>;
 }
 
 /** The in-process implementation (also serves the HTTP endpoints). */
@@ -139,6 +144,13 @@ export function adminOps(core: Core): SandboxAdmin {
     async prometheus() {
       return core.metrics.toPrometheus();
     },
+    async haManage(vmid, state = "started") {
+      if (!core.store.state.cts[String(vmid)]) throw new ApiError(500, `Configuration file 'nodes/${core.nodes[0]}/lxc/${vmid}.conf' does not exist`);
+      addHaResource(core, vmid, state);
+    },
+    async setHaDelay(ms) {
+      setHaDelay(core, ms);
+    },
   };
 }
 
@@ -201,6 +213,8 @@ export async function handleAdmin(core: Core, req: http.IncomingMessage, method:
       case "POST /tokens": return ok(await ops.createToken(String(body.userid), String(body.tokenid), body));
       case "PUT /acl": return ok(await ops.setAcl(body));
       case "GET /raw-config": return ok((await ops.rawConfig(Number(q.vmid))) ?? null);
+      case "POST /ha-resources": return ok(await ops.haManage(Number(body.vmid), body.state));
+      case "PUT /ha-delay": return ok(await ops.setHaDelay(Number(body.ms)));
       case "GET /metrics": return { status: 200, body: await ops.prometheus(), contentType: "text/plain; version=0.0.4" };
       default: return { status: 404, reason: "Not Found", body: JSON.stringify({ data: null, message: `no admin endpoint '${key}'\n` }) };
     }

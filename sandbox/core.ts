@@ -24,6 +24,8 @@ export interface ApiRequest {
   uploadFile?: string;
   /** Set by a handler to add `total` to the envelope (task list/log). */
   total?: number;
+  /** The HA manager's own call (PVE's rpcenv type `ha`): acts directly instead of via HA. */
+  haAgent?: boolean;
 }
 
 export type Handler = (req: ApiRequest) => unknown | Promise<unknown>;

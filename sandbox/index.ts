@@ -18,7 +18,7 @@ import type { Core } from "./core";
 import { Faults } from "./faults";
 import { FlockManager } from "./locks";
 import { Store } from "./state";
-import { StorageModel } from "./model/storage/storages";
+import { StorageModel, STORAGES, defineStorage, type StorageSpec } from "./model/storage/storages";
 import { TaskManager } from "./tasks";
 import { loadOrCreateTls } from "./tls";
 import { createRequestHandler } from "./http/server";
@@ -26,6 +26,7 @@ import { adminOps, type SandboxAdmin } from "./admin";
 import { registerRoutes } from "./routes";
 import { ensureAppliances } from "./model/storage/appliances";
 import { writeFileAtomic } from "./persist";
+import { setHaDelay, stopHa } from "./model/lxc/ha";
 
 export type { SandboxAdmin, SandboxCounters, AclSpec } from "./admin";
 export type { FaultSpec, FaultAction } from "./faults";
@@ -37,6 +38,11 @@ export interface SandboxOptions {
   host?: string;
   stateDir?: string;
   nodes?: string[];
+  /**
+   * The storages every node has (`--storage NAME:TYPE[:CONTENT,…]`); replaces the default set
+   * (`local` dir, `local-lvm` lvmthin, `local-zfs` zfspool, `shared-nfs` nfs) when given.
+   */
+  storages?: StorageSpec[];
   pveVersion?: "9.1" | "8.4";
   /** Default duration of simulated task work (tests use ~0-50). */
   taskDurationMs?: number;
@@ -44,6 +50,8 @@ export interface SandboxOptions {
   ticketLifetimeSec?: number;
   /** PVE delays every 401 by ~3 s; default 3000 for the CLI, tests pass 0. */
   authFailureDelayMs?: number;
+  /** How long the simulated HA manager takes to act on a queued hastart/hastop/hamigrate (default 2000). */
+  haDelayMs?: number;
   /** Config flock wait (PVE: 10 s); tests shorten it to exercise the timeout text. */
   lockTimeoutMs?: number;
   /** Write the connection JSON here once listening. */
@@ -69,7 +77,8 @@ export interface SandboxHandle {
   stop(): Promise<void>;
 }
 
-const FULL_VERSION = { "9.1": "9.1.5", "8.4": "8.4.14" } as const;
+/** 8.4: what the recorded genuine node answered (../shared/pve-api/transcripts). */
+const FULL_VERSION = { "9.1": "9.1.5", "8.4": "8.4.21" } as const;
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHandle> {
   const version = opts.pveVersion ?? "9.1";
@@ -77,9 +86,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   if (stateDir) fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const dataDir = stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "pve-sandbox-"));
   const store = new Store(dataDir, !!stateDir);
-  const st = store.state as typeof store.state & { nodes?: string[]; pveVersion?: string };
+  const st = store.state as typeof store.state & { nodes?: string[]; pveVersion?: string; storages?: StorageSpec[] };
   const nodes = opts.nodes ?? st.nodes ?? ["pve1"];
   st.nodes = nodes;
+  // A kept state dir keeps its storage layout unless one is given.
+  const storages = opts.storages ?? st.storages;
+  if (opts.storages) st.storages = opts.storages;
+  const storageDefs = storages ? storages.map(defineStorage) : STORAGES;
+  if (new Set(storageDefs.map((s) => s.storage)).size !== storageDefs.length) throw new Error("storages: each storage ID may be given once");
   const log = (opts.logger ?? getLogger()).child({ component: "sandbox" });
   const tls = await loadOrCreateTls(stateDir);
   const schema = loadSchema(version);
@@ -90,9 +104,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   // Running CTs survive a sandbox restart (the "cluster" did not reboot), tasks do not.
   const core: Core = {
     version, fullVersion: FULL_VERSION[version], schema, nodes, store,
-    auth: new Auth(store, opts.ticketLifetimeSec ?? 7200, version === "8.4"),
+    auth: new Auth(store, opts.ticketLifetimeSec ?? 7200),
     tasks: undefined as unknown as TaskManager,
-    storage: new StorageModel(dataDir, nodes),
+    storage: new StorageModel(dataDir, nodes, storageDefs),
     faults: new Faults(),
     flock: new FlockManager((opts.lockTimeoutMs ?? 10000) / 10000),
     log, metrics: new MetricsRegistry(), dataDir, endpoint: "", fingerprint: tls.fingerprint, caCertPem: tls.cert,
@@ -103,6 +117,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   };
   core.tasks = new TaskManager(store, opts.taskDurationMs ?? 1000, () => store.save());
   store.save();
+  setHaDelay(core, opts.haDelayMs ?? 2000);
   registerRoutes(core);
 
   const tlsServer = https.createServer({ key: tls.key, cert: tls.cert }, createRequestHandler(core));
@@ -142,6 +157,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
       });
       await Promise.race([core.tasks.drain(), new Promise((r) => setTimeout(r, 2000))]);
       for (const t of core.heldLocks.values()) clearTimeout(t);
+      stopHa(core);
       store.save();
       if (!stateDir) fs.rmSync(dataDir, { recursive: true, force: true });
       log.info({ endpoint: core.endpoint }, "sandbox stopped");

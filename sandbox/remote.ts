@@ -65,5 +65,7 @@ export function connectSandboxAdmin(conn: SandboxConnection): SandboxAdmin {
     setAcl: (spec) => call("PUT", "/acl", spec),
     rawConfig: async (vmid) => (await call("GET", `/raw-config?vmid=${vmid}`)) ?? undefined,
     prometheus: () => call("GET", "/metrics"),
+    haManage: (vmid, state) => call("POST", "/ha-resources", { vmid, state }),
+    setHaDelay: (ms) => call("PUT", "/ha-delay", { ms }),
   };
 }

@@ -67,6 +67,16 @@ export interface SandboxState {
   cts: Record<string, CtRecord>;
   tasks: FinishedTask[];
   nextPid: number;
+  /** HA resources by sid (`ct:<vmid>`), see model/lxc/ha.ts; absent in older state files. */
+  ha?: Record<string, HaResource>;
+}
+
+export interface HaResource {
+  /** Requested state (resources.cfg). */
+  state: "started" | "stopped" | "ignored" | "disabled";
+  group?: string;
+  /** The manager's service state (manager_status), what status/current reports. */
+  status: string;
 }
 
 const MAX_TASKS = 1000;

@@ -12,6 +12,8 @@ export interface TarEntry {
   size: number;
   /** Present for files whose name the caller wanted. */
   data?: Buffer;
+  /** Target of a symlink (as stored, relative or absolute). */
+  link?: string;
 }
 
 function str(buf: Buffer, off: number, len: number): string {
@@ -78,11 +80,12 @@ export function readTar(buf: Buffer, want: (name: string) => boolean = () => fal
     }
     if (pax.path) name = pax.path;
     if (longName) name = longName;
+    const paxLink = pax.linkpath;
     longName = undefined;
     pax = {};
     name = name.replace(/^\.\//, "").replace(/^\/+/, "");
     const type = flag === "0" || flag === "\0" || flag === "7" ? "file" : flag === "5" ? "dir" : flag === "2" ? "symlink" : "other";
-    const entry: TarEntry = { name, type, size };
+    const entry: TarEntry = { name, type, size, ...(type === "symlink" ? { link: paxLink ?? str(h, 157, 100) } : {}) };
     if (type === "file" && want(name)) entry.data = Buffer.from(body);
     out.push(entry);
   }

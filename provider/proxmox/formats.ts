@@ -78,12 +78,13 @@ const NAMED: Record<string, Check> = {
   CIDR: (v) => (isCidr(v) ? undefined : "value does not look like a valid CIDR network\n"),
   CIDRv4: (v) => (isCidr(v, 4) ? undefined : "value does not look like a valid IPv4 CIDR network\n"),
   CIDRv6: (v) => (isCidr(v, 6) ? undefined : "value does not look like a valid IPv6 CIDR network\n"),
+  // Lower-case "ipv4"/"ipv6" in these two texts, as pve-common writes them (recorded from 8.4).
   "pve-ipv4-config": (v) =>
-    v === "dhcp" || v === "manual" || isCidr(v, 4) ? undefined : "value does not look like a valid IPv4 network configuration\n",
+    v === "dhcp" || v === "manual" || isCidr(v, 4) ? undefined : "value does not look like a valid ipv4 network configuration\n",
   "pve-ipv6-config": (v) =>
     v === "auto" || v === "dhcp" || v === "manual" || isCidr(v, 6)
       ? undefined
-      : "value does not look like a valid IPv6 network configuration\n",
+      : "value does not look like a valid ipv6 network configuration\n",
   "mac-addr": (v) => {
     if (!/^[a-f0-9]{2}(?::[a-f0-9]{2}){5}$/i.test(v)) return "value does not look like a valid MAC address\n";
     // PVE refuses multicast addresses: the I/G bit (LSB of the first octet) must be 0.

@@ -6,8 +6,9 @@
  */
 import * as crypto from "node:crypto";
 import type { Store, AclEntry } from "../state";
-import { ApiError, AuthError, permError } from "../http/errors";
+import { ApiError, AuthError, paramError, permError } from "../http/errors";
 import { ALL_PRIVS, rolePrivs } from "./privileges";
+import { checkApiPermissions } from "./apiPermissions";
 import { registerSecret } from "../../provider/logging";
 
 export interface Identity {
@@ -20,6 +21,13 @@ export interface Identity {
   via: "ticket" | "token";
 }
 
+/**
+ * The 401 reason for every bad ticket or token. Recorded from PVE 8.4.21 (transcript `wrong
+ * token (401)`, `deleted user's token (401)`); 9.1.5 answers the same (BEHAVIOR.md §2.3).
+ * Older point releases sent the raw error (`invalid token value!`, …) — not emulated.
+ */
+const AUTH_FAILED = "Authentication failed!";
+
 /** PVE grants 300 s of clock-skew grace on top of the ticket lifetime (§2.1). */
 const GRACE_SEC = 300;
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
@@ -28,7 +36,6 @@ export class Auth {
   constructor(
     private readonly store: Store,
     private ticketLifetimeSec: number,
-    private readonly legacyTexts: boolean,
   ) {}
 
   setTicketLifetime(sec: number): void {
@@ -113,7 +120,7 @@ export class Auth {
     else if (/^PVEAuthCookie=/.test(authz)) ticket = authz.slice("PVEAuthCookie=".length);
     if (ticket !== undefined) {
       const userid = this.verifyTicket(ticket);
-      if (!userid) throw new AuthError(this.legacyTexts ? "permission denied - invalid PVE ticket" : "Authentication failed!");
+      if (!userid) throw new AuthError(AUTH_FAILED);
       return { userid, authid: userid, via: "ticket" };
     }
     const tm = /^PVEAPIToken[= ](.+)$/.exec(authz);
@@ -125,15 +132,13 @@ export class Auth {
       const mm = /^([^!\s]+@[^!\s]+)!([A-Za-z][A-Za-z0-9.\-_]+)$/.exec(full);
       const user = mm ? this.store.state.users[mm[1]] : undefined;
       const token = mm && user ? user.tokens[mm[2]] : undefined;
-      const bad = () => new AuthError(this.legacyTexts ? "invalid token value!" : "Authentication failed!");
-      if (!mm || !user || !token || !user.enable) throw bad();
+      // A deleted user takes its tokens with it: their next request is a 401 like any bad token.
+      if (!mm || !user || !token || !user.enable) throw new AuthError(AUTH_FAILED);
       const a = Buffer.from(token.secret);
       const b = Buffer.from(secret);
-      if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) throw bad();
+      if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) throw new AuthError(AUTH_FAILED);
       const now = Date.now() / 1000;
-      if ((token.expire && token.expire < now) || (user.expire && user.expire < now)) {
-        throw new AuthError(this.legacyTexts ? `token '${mm[2]}' access expired` : "Authentication failed!");
-      }
+      if ((token.expire && token.expire < now) || (user.expire && user.expire < now)) throw new AuthError(AUTH_FAILED);
       return { userid: mm[1], tokenid: mm[2], authid: full, via: "token" };
     }
     throw new AuthError("No ticket");
@@ -184,6 +189,11 @@ export class Auth {
     return this.privs(id, path).has(priv);
   }
 
+  /** The schema's declarative `permissions` of a method, checked before its handler runs. */
+  checkApi(perm: unknown, id: Identity, params: Record<string, unknown>): void {
+    checkApiPermissions({ has: (i, p, pr) => this.has(i, p, pr), userExists: (u) => !!this.store.state.users[u] }, perm, id, params);
+  }
+
   /** Require all of `privs` on path → 403 `Permission check failed (path, priv)`. */
   check(id: Identity, path: string, privs: string[]): void {
     const have = this.privs(id, path);
@@ -196,8 +206,13 @@ export class Auth {
     if (!privs.some((p) => have.has(p))) throw permError(`${path}, ${privs.join("|")}`);
   }
 
+  /**
+   * `$authuser eq 'root@pam'` as PVE's root-only gates test it. With an API token the
+   * authenticated user is the token ID (`root@pam!x`), so no token is root — not even one of
+   * root@pam without privilege separation (transcript: bind mount refused for `root@pam!e2e`).
+   */
   isRoot(id: Identity): boolean {
-    return id.userid === "root@pam";
+    return id.authid === "root@pam";
   }
 
   /** `cap` of the ticket response (§2.1): per-area maps of priv → 1. */
@@ -230,12 +245,37 @@ export class Auth {
   createToken(userid: string, tokenid: string, opts: { privsep?: 0 | 1; expire?: number; comment?: string } = {}): { fullTokenid: string; value: string } {
     const user = this.store.state.users[userid];
     if (!user) throw new ApiError(500, `no such user ('${userid}')`);
-    if (user.tokens[tokenid]) throw new ApiError(500, `Token already exists.`);
+    // `pve-tokenid` (also for admin-made tokens: a shorter name could never authenticate).
+    if (!/^[A-Za-z][A-Za-z0-9.\-_]+$/.test(tokenid)) throw paramError({ tokenid: "value does not match the regex pattern" });
+    if (user.tokens[tokenid]) throw paramError({ tokenid: "Token already exists." });
     const secret = crypto.randomUUID();
     registerSecret(secret);
     user.tokens[tokenid] = { secret, privsep: opts.privsep ?? 1, expire: opts.expire ?? 0, comment: opts.comment };
     this.store.save();
     return { fullTokenid: `${userid}!${tokenid}`, value: secret };
+  }
+
+  /**
+   * DELETE /access/users/{userid}: the user, its tokens and every ACL entry of either
+   * (`delete_user_acl`; token ACLs of a gone user are dropped when user.cfg is parsed).
+   */
+  deleteUser(userid: string): void {
+    const user = this.store.state.users[userid];
+    if (!user) return; // PVE's handler does not check; the permission check did for non-root
+    const gone = new Set([userid, ...Object.keys(user.tokens).map((t) => `${userid}!${t}`)]);
+    delete this.store.state.users[userid];
+    this.store.state.acls = this.store.state.acls.filter((a) => !gone.has(a.ugid));
+    this.store.save();
+  }
+
+  /** DELETE /access/users/{userid}/token/{tokenid} (`check_token_exist` texts). */
+  deleteToken(userid: string, tokenid: string): void {
+    const user = this.store.state.users[userid];
+    if (!user) throw new ApiError(500, `no such user ('${userid}')`);
+    if (!user.tokens[tokenid]) throw new ApiError(500, `no such token '${tokenid}' for user '${userid}'`);
+    delete user.tokens[tokenid];
+    this.store.state.acls = this.store.state.acls.filter((a) => a.ugid !== `${userid}!${tokenid}`);
+    this.store.save();
   }
 
   setAcl(entry: { path: string; roles: string[]; users?: string[]; tokens?: string[]; propagate?: 0 | 1; delete?: boolean }): void {

@@ -245,6 +245,10 @@ async function handle(core: Core, req: http.IncomingMessage, res: http.ServerRes
   try {
     const props = match.info.parameters?.properties ?? {};
     let params = mergeParams(hm === "GET" || hm === "DELETE" ? {} : body, query, match.pathParams);
+    // pve-manager checks the method's declared permissions before it verifies the parameters
+    // (`rest_handler`: check_api2_permissions, then handle), and before any handler looks the
+    // object up — so no access means 403 even for a CT that does not exist.
+    if (id) core.auth.checkApi(match.info.permissions, id, params);
     // PVE's schema pins tmpfilename to /var/tmp/pveupload-<hex>; the real file lives in the data dir.
     if (uploadTmp) params.tmpfilename = `/var/tmp/${path.basename(uploadTmp)}`;
     normaliseParams(props, params);

@@ -29,12 +29,28 @@ export function registerAccess(core: Core): void {
     return null;
   });
 
+  // Permissions (`self` or User.Modify) are the schema's, checked before the handler runs.
   route(core, "POST", "/access/users/{userid}/token/{tokenid}", (req) => {
     const userid = String(req.params.userid);
-    if (req.id.userid !== userid) core.auth.check(req.id, "/access/groups", ["User.Modify"]);
-    const privsep = req.params.privsep === undefined ? 1 : bool(req.params.privsep) ? 1 : 0;
-    const t = core.auth.createToken(userid, String(req.params.tokenid), { privsep, expire: Number(req.params.expire ?? 0), comment: req.params.comment });
-    return { "full-tokenid": t.fullTokenid, info: { privsep, expire: Number(req.params.expire ?? 0), ...(req.params.comment ? { comment: req.params.comment } : {}) }, value: t.value };
+    const p = req.params;
+    const privsep = p.privsep === undefined ? 1 : bool(p.privsep) ? 1 : 0;
+    const t = core.auth.createToken(userid, String(p.tokenid), { privsep, expire: Number(p.expire ?? 0), comment: p.comment });
+    // `generate_token` answers the stored hash: privsep as the request sent it (a form field
+    // is a string, `"1"`; 1 when absent), expire only when given, comment only when non-empty.
+    const info: Record<string, unknown> = { privsep: p.privsep ?? 1 };
+    if (p.expire !== undefined) info.expire = p.expire;
+    if (p.comment) info.comment = p.comment;
+    return { "full-tokenid": t.fullTokenid, info, value: t.value };
+  });
+
+  route(core, "DELETE", "/access/users/{userid}/token/{tokenid}", (req) => {
+    core.auth.deleteToken(String(req.params.userid), String(req.params.tokenid));
+    return null;
+  });
+
+  route(core, "DELETE", "/access/users/{userid}", (req) => {
+    core.auth.deleteUser(String(req.params.userid));
+    return null;
   });
 
   route(core, "PUT", "/access/acl", (req) => {

@@ -7,8 +7,9 @@ import { parseUpid } from "../../provider/proxmox/upid";
 import { route, bool, int, RawReply, type Core, type ApiRequest } from "../core";
 import { ApiError, fail, paramError } from "../http/errors";
 import { ctStatus, ctOnNode } from "./lxc/status";
-import { STORAGES } from "./storage/storages";
 import { BRIDGES } from "./lxc/apply";
+import { haStatus } from "./lxc/ha";
+import { storagePath, type StorageDef } from "./storage/storages";
 
 export function checkNode(core: Core, node: string): void {
   if (!core.nodes.includes(node)) {
@@ -20,7 +21,7 @@ export function registerCluster(core: Core): void {
   route(core, "GET", "/version", () => ({
     version: core.fullVersion,
     release: core.version,
-    repoid: core.version === "9.1" ? "f4d3f125a3b1c0de" : "2a5fa54a8503f96d",
+    repoid: core.version === "9.1" ? "f4d3f125a3b1c0de" : "2606ac85",
   }));
 
   route(core, "POST", "/access/ticket", (req) => login(core, req));
@@ -67,17 +68,17 @@ export function registerCluster(core: Core): void {
   ]);
 
   // Cluster storage configuration (datacenter storage.cfg), for clients that read types/sharing.
-  const storageCfg = (s: (typeof STORAGES)[number]) => ({
+  const storageCfg = (s: StorageDef) => ({
     storage: s.storage, type: s.type, content: s.content.join(","), shared: s.shared, digest: "0".repeat(40),
-    ...(s.type === "dir" ? { path: "/var/lib/vz" } : s.type === "nfs" ? { path: `/mnt/pve/${s.storage}`, server: "127.0.0.1", export: `/export/${s.storage}` } : s.type === "zfspool" ? { pool: "rpool/data", sparse: 1 } : { vgname: "pve", thinpool: "data" }),
+    ...(s.type === "dir" || s.type === "btrfs" ? { path: storagePath(s) } : s.type === "nfs" ? { path: storagePath(s), server: "127.0.0.1", export: `/export/${s.storage}` } : s.type === "zfspool" ? { pool: "rpool/data", sparse: 1 } : { vgname: "pve", thinpool: "data" }),
   });
   route(core, "GET", "/storage", (req) =>
-    STORAGES.filter((s) => !req.params.type || s.type === req.params.type)
+    core.storage.defs.filter((s) => !req.params.type || s.type === req.params.type)
       .filter((s) => core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.Audit") || core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.AllocateSpace"))
       .map(storageCfg),
   );
   route(core, "GET", "/storage/{storage}", (req) => {
-    const s = STORAGES.find((x) => x.storage === req.params.storage);
+    const s = core.storage.defs.find((x) => x.storage === req.params.storage);
     if (!s) throw fail(`storage '${req.params.storage}' does not exist`);
     core.auth.check(req.id, `/storage/${s.storage}`, ["Datastore.Allocate"]);
     return storageCfg(s);
@@ -110,6 +111,8 @@ export function registerCluster(core: Core): void {
         if (s.tags) item.tags = s.tags;
         const pool = Object.entries(core.store.state.pools).find(([, p]) => p.vms.includes(Number(vmid)));
         if (pool) item.pool = pool[0];
+        const ha = haStatus(core, Number(vmid));
+        if (ha.managed) item.hastate = ha.state;
         out.push(item);
       }
     }
@@ -118,7 +121,7 @@ export function registerCluster(core: Core): void {
     }
     if (!type || type === "storage") {
       for (const node of core.nodes) {
-        for (const s of ["local", "local-lvm", "local-zfs", "shared-nfs"]) {
+        for (const { storage: s } of core.storage.defs) {
           if (!core.auth.has(req.id, `/storage/${s}`, "Datastore.Audit")) continue;
           const st = core.storage.status(node, s);
           out.push({ id: `storage/${node}/${s}`, storage: s, node, type: "storage", status: "available", plugintype: st.type, content: st.content, shared: st.shared, disk: st.used, maxdisk: st.total });

@@ -7,6 +7,7 @@ import { bool, route } from "../core";
 import { fail } from "../http/errors";
 import { splitList } from "../../provider/proxmox/formats";
 import { ctStatus } from "./lxc/status";
+import type { PoolRecord } from "../state";
 
 function members(core: Core, poolid: string) {
   const pool = core.store.state.pools[poolid];
@@ -27,35 +28,61 @@ function mustPool(core: Core, poolid: string) {
   return pool;
 }
 
+/**
+ * `update_pool` (`acc:src/PVE/API2/Pool.pm`) runs under `lock_user_config(…, "update pools
+ * failed")`, so every `die` inside reads `update pools failed: <text>`. Adding a member that
+ * is already in the pool, or removing one that is not, is an error, not a no-op.
+ */
 function update(core: Core, req: ApiRequest) {
   const p = req.params;
   const poolid = String(p.poolid);
   core.auth.check(req.id, `/pool/${poolid}`, ["Pool.Allocate"]);
   const pool = mustPool(core, poolid);
+  const die = (msg: string) => fail(`update pools failed: ${msg}`);
+  // user.cfg is written once at the end: a failing member leaves the pools as they were.
+  const saved = structuredClone(core.store.state.pools);
+  try {
+    applyMembers(core, req, poolid, pool, die);
+  } catch (e) {
+    core.store.state.pools = saved;
+    throw e;
+  }
+  core.save();
+  return null;
+}
+
+function applyMembers(core: Core, req: ApiRequest, poolid: string, pool: PoolRecord, die: (msg: string) => Error) {
+  const p = req.params;
   if (p.comment !== undefined) pool.comment = p.comment;
   const del = bool(p.delete);
   for (const v of p.vms ? splitList(String(p.vms)).map(Number) : []) {
     core.auth.check(req.id, `/vms/${v}`, ["VM.Allocate"]);
     if (del) {
-      if (!pool.vms.includes(v)) throw fail(`VM ${v} is not a pool member`);
+      if (!pool.vms.includes(v)) throw die(`VM ${v} is not a pool member`);
       pool.vms = pool.vms.filter((x) => x !== v);
       continue;
     }
-    if (!core.store.state.cts[String(v)]) throw fail(`no such VM '${v}'`);
+    if (pool.vms.includes(v)) throw die(`VM ${v} is already a pool member`);
+    if (!core.store.state.cts[String(v)]) throw die(`no such VM '${v}'`);
     const other = Object.entries(core.store.state.pools).find(([id, pl]) => id !== poolid && pl.vms.includes(v));
     if (other) {
-      if (!bool(p["allow-move"])) throw fail(`VM ${v} belongs already to pool '${other[0]}' and allow-move is not set`);
+      if (!bool(p["allow-move"])) throw die(`VM ${v} belongs already to pool '${other[0]}' and allow-move is not set`);
+      // Moving takes the guest out of the other pool: Pool.Allocate there too.
+      core.auth.check(req.id, `/pool/${other[0]}`, ["Pool.Allocate"]);
       other[1].vms = other[1].vms.filter((x) => x !== v);
     }
-    if (!pool.vms.includes(v)) pool.vms.push(v);
+    pool.vms.push(v);
   }
   for (const s of p.storage ? splitList(String(p.storage)) : []) {
     core.storage.mustDef(s);
-    if (del) pool.storage = pool.storage.filter((x) => x !== s);
-    else if (!pool.storage.includes(s)) pool.storage.push(s);
+    if (del) {
+      if (!pool.storage.includes(s)) throw die(`Storage '${s}' is not a pool member`);
+      pool.storage = pool.storage.filter((x) => x !== s);
+    } else {
+      if (pool.storage.includes(s)) throw die(`Storage '${s}' is already a pool member`);
+      pool.storage.push(s);
+    }
   }
-  core.save();
-  return null;
 }
 
 function remove(core: Core, req: ApiRequest) {

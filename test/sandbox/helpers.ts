@@ -2,7 +2,11 @@
  * Plain node:https helpers for the sandbox conformance suite (deliberately not the
  * project's client, so the sandbox is tested on its own terms).
  */
+import * as crypto from "node:crypto";
 import * as https from "node:https";
+import * as zlib from "node:zlib";
+import { expect } from "chai";
+import { writeTar } from "../../sandbox/tarball";
 import { startSandbox, type SandboxHandle, type SandboxOptions } from "../../sandbox";
 import { parseUpid } from "../../provider/proxmox/upid";
 
@@ -118,4 +122,45 @@ export async function createCt(env: Env, vmid: number, extra: Record<string, str
   const st = await env.task("POST", `/nodes/${node}/lxc`, { vmid, ostemplate: `local:vztmpl/${DEBIAN}`, rootfs: "local-lvm:1", ...extra });
   if (st.exitstatus !== "OK") throw new Error(`create ${vmid} failed: ${st.exitstatus}`);
   return st;
+}
+
+// ---- OCI image-layout archives and template upload (shared by modes and pve-behaviour) ----
+
+async function tar(entries: Array<{ name: string; data: Buffer | string }>): Promise<Buffer> {
+  return writeTar(entries.map((e) => ({ name: e.name, data: e.data })));
+}
+
+/** A minimal OCI image-layout archive with one gzip layer. */
+export async function ociArchive(opts: { osRelease?: string; config: Record<string, unknown> }): Promise<Buffer> {
+  const layerFiles = [{ name: "bin/app", data: "#!/bin/sh\n" }];
+  if (opts.osRelease) layerFiles.push({ name: "etc/os-release", data: opts.osRelease });
+  const layerTar = await tar(layerFiles);
+  const layer = zlib.gzipSync(layerTar);
+  const sha = (b: Buffer | string) => crypto.createHash("sha256").update(b).digest("hex");
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: opts.config, rootfs: { type: "layers", diff_ids: [`sha256:${sha(layerTar)}`] } }));
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${sha(config)}`, size: config.length },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: `sha256:${sha(layer)}`, size: layer.length }],
+  }));
+  const index = JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length }] });
+  return tar([
+    { name: "oci-layout", data: '{"imageLayoutVersion":"1.0.0"}' },
+    { name: "index.json", data: index },
+    { name: `blobs/sha256/${sha(manifest)}`, data: manifest },
+    { name: `blobs/sha256/${sha(config)}`, data: config },
+    { name: `blobs/sha256/${sha(layer)}`, data: layer },
+  ]);
+}
+
+export async function uploadTemplate(env: Env, filename: string, data: Buffer): Promise<void> {
+  const boundary = "----sbtest";
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"\r\n\r\nvztmpl\r\n--${boundary}\r\nContent-Disposition: form-data; name="filename"; filename="${filename}"\r\nContent-Type: application/x-tar\r\n\r\n`),
+    data,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const r = await env.api("POST", "/nodes/pve1/storage/local/upload", { body, headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` } });
+  expect(r.status, r.text).to.equal(200);
+  expect((await env.wait(r.json.data)).exitstatus).to.equal("OK");
 }

@@ -5,6 +5,7 @@
  * `{endpoint, apiToken, tlsFingerprint, username, password, nodes, ...}` for tools and tests.
  */
 import type { CliCommand } from "../main";
+import { parseStorageSpec, type StorageSpec } from "../../../sandbox/model/storage/storages";
 
 const HELP = `Usage: pve-lxc sandbox [options]
 
@@ -16,6 +17,11 @@ Options:
   --state DIR              keep the cluster (config, volumes, tasks, certificate) in DIR
   --nodes a,b              node names (default pve1)
   --pve-version 9.1|8.4    API schema and behaviour to emulate (default 9.1)
+  --storage NAME:TYPE[:CONTENT,...]
+                           a storage of every node (repeatable; replaces the default
+                           local/local-lvm/local-zfs/shared-nfs set). TYPE: dir, btrfs,
+                           lvmthin, zfspool, nfs; CONTENT e.g. images,rootdir,vztmpl
+                           (default: what a fresh storage.cfg entry of that type lists)
   --connection-file FILE   write the connection JSON here (mode 0600)
   --task-duration-ms N     simulated duration of task work (default 1000)
   --auth-failure-delay-ms N  delay of every 401, as PVE (default 3000)
@@ -29,6 +35,7 @@ interface Parsed {
   stateDir?: string;
   nodes?: string[];
   pveVersion?: "9.1" | "8.4";
+  storages?: StorageSpec[];
   connectionFile?: string;
   taskDurationMs?: number;
   authFailureDelayMs?: number;
@@ -84,6 +91,12 @@ export function parseSandboxArgs(argv: string[]): Parsed {
         out.pveVersion = v;
         break;
       }
+      case "--storage": {
+        const spec = parseStorageSpec(next());
+        if (out.storages?.some((s) => s.storage === spec.storage)) throw new Error(`--storage '${spec.storage}' given twice`);
+        (out.storages ??= []).push(spec);
+        break;
+      }
       case "--connection-file":
         out.connectionFile = next();
         break;
@@ -121,7 +134,7 @@ const command: CliCommand = {
     const logger = configureLogging({ level: args.logLevel, file: process.env.PULUMI_PROXMOX_LOG_FILE || "-", pretty: process.env.PULUMI_PROXMOX_LOG_PRETTY !== "0" });
     const { startSandbox } = await import("../../../sandbox");
     const sb = await startSandbox({
-      port: args.port, host: args.host, stateDir: args.stateDir, nodes: args.nodes, pveVersion: args.pveVersion,
+      port: args.port, host: args.host, stateDir: args.stateDir, nodes: args.nodes, pveVersion: args.pveVersion, storages: args.storages,
       connectionFile: args.connectionFile, taskDurationMs: args.taskDurationMs, authFailureDelayMs: args.authFailureDelayMs, logger,
     });
     // Connection details on stdout (the logger writes to stderr); secrets only to the file.

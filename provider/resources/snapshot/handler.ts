@@ -63,8 +63,11 @@ async function findSnapshot(client: PveClient, node: string, vmid: number, name:
 }
 
 function outputsFor(a: SnapshotArgs, node: string, snap: Snapshot): SnapshotOutputs {
-  // An unset description reads back as "": keep it unset so refresh shows no drift.
-  const description = a.description === undefined && !snap.description ? undefined : (snap.description ?? "");
+  // An unset description reads back as "": keep it unset so refresh shows no drift. PVE keeps
+  // it as comment lines and lists it newline-terminated ("known good\n", recorded from 8.4):
+  // that newline is PVE's, not the user's.
+  const stored = (snap.description ?? "").replace(/\n$/, "");
+  const description = a.description === undefined && !stored ? undefined : stored;
   return stripUndefined({ ...a, node, description, snaptime: snap.snaptime ?? 0, parent: snap.parent }) as SnapshotOutputs;
 }
 

@@ -8,7 +8,7 @@
 import * as crypto from "node:crypto";
 import type { Core } from "../../core";
 import type { Identity } from "../../auth";
-import { ApiError, fail, paramError } from "../../http/errors";
+import { fail, paramError, permError } from "../../http/errors";
 import { splitList } from "../../../provider/proxmox/formats";
 import { canonicalValue, isVolumeKey, isUnusedKey, parseKey, printKey, setEnv, type CtConf } from "./config";
 import type { LoadedCt } from "./status";
@@ -51,42 +51,68 @@ export function normaliseValue(core: Core, key: string, value: string, vmid: num
   return canonicalValue(key, value, core.version);
 }
 
-/** `check_ct_modify_config_perm` for a list of keys (§2.4). */
+/**
+ * `check_ct_modify_config_perm` (`ctr:src/PVE/LXC.pm`, §2.4) for a list of keys; a key
+ * without a value in `values` is a deletion. Only `root@pam` itself passes unchecked — an API
+ * token authenticates as its token ID, so the root-only gates refuse every token, also
+ * `root@pam!x` without privilege separation (recorded from PVE 8.4.21). Privileged or not is
+ * the CT's `unprivileged` (`conf`), on create the request's (8.4 default 0, 9.1 default 1).
+ */
 export function checkKeyPerms(core: Core, id: Identity, vmid: number, keys: string[], values: Record<string, string>, conf?: CtConf): void {
   const auth = core.auth;
+  if (auth.isRoot(id)) return;
   const vmPath = `/vms/${vmid}`;
-  const rootOnly = () => {
-    if (!auth.isRoot(id)) throw new ApiError(403, "Permission check failed");
+  const rootOnly = (what: string): never => {
+    throw permError(`${what} is only allowed for root@pam`);
   };
+  const unprivileged = conf ? conf.keys.unprivileged === "1" : values.unprivileged !== undefined ? values.unprivileged === "1" : core.version === "9.1";
   for (const k of keys) {
+    const v = values[k];
     if (["cores", "cpuunits", "cpulimit"].includes(k)) auth.check(id, vmPath, ["VM.Config.CPU"]);
     else if (k === "memory" || k === "swap") auth.check(id, vmPath, ["VM.Config.Memory"]);
-    else if (/^net\d+$/.test(k) || ["hostname", "nameserver", "searchdomain"].includes(k)) {
+    else if (/^net\d+$/.test(k)) {
       auth.check(id, vmPath, ["VM.Config.Network"]);
-      const v = values[k];
-      if (/^net\d+$/.test(k) && v) {
-        const net = parseKey(k, v, core.version);
-        if (net.bridge) auth.check(id, `/sdn/zones/localnetwork/${net.bridge}${net.tag ? `/${net.tag}` : ""}`, ["SDN.Use"]);
+      for (const raw of [conf?.keys[k], v]) {
+        const net = raw ? parseKey(k, raw, core.version) : undefined;
+        if (net?.bridge) auth.check(id, `/sdn/zones/localnetwork/${net.bridge}${net.tag ? `/${net.tag}` : ""}`, ["SDN.Use"]);
       }
-    } else if (k === "rootfs" || /^mp\d+$/.test(k) || isUnusedKey(k)) {
+    } else if (["hostname", "nameserver", "searchdomain"].includes(k)) auth.check(id, vmPath, ["VM.Config.Network"]);
+    else if (k === "rootfs" || /^mp\d+$/.test(k)) {
       auth.check(id, vmPath, ["VM.Config.Disk"]);
-      const v = values[k];
-      if (v && (k === "rootfs" || /^mp\d+$/.test(k))) {
-        const vol = parseKey(k, v, core.version).volume ?? "";
-        if (vol.startsWith("/")) rootOnly();
-        const nd = /^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)$/i.exec(vol);
-        if (nd) auth.check(id, `/storage/${nd[1]}`, ["Datastore.AllocateSpace"]);
-      }
-    } else if (/^dev\d+$/.test(k) || k === "hookscript") rootOnly();
-    else if (k === "features") {
-      if (conf && conf.keys.unprivileged !== "1") rootOnly();
-      const f = values[k] ? parseKey("features", values[k], core.version) : {};
-      const others = Object.keys(f).filter((x) => x !== "nesting");
-      if (others.length) rootOnly();
-      else auth.check(id, vmPath, ["VM.Allocate"]);
-    } else if (k === "tags") auth.check(id, vmPath, ["VM.Config.Options"]);
+      if (v === undefined) continue;
+      const vol = parseKey(k, v, core.version).volume ?? "";
+      // `classify_mountpoint`: an absolute path is a device under /dev/, else a bind mount.
+      if (vol.startsWith("/")) rootOnly(`mount point type ${vol.startsWith("/dev/") ? "device" : "bind"}`);
+      const nd = /^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)$/i.exec(vol);
+      if (nd) auth.check(id, `/storage/${nd[1]}`, ["Datastore.AllocateSpace"]);
+    } else if (/^dev\d+$/.test(k)) rootOnly("configuring device passthrough");
+    else if (k === "hookscript") rootOnly("changing the hookscript");
+    else if (k === "features") checkFeaturePerms(core, id, vmPath, unprivileged, conf?.keys.features, v);
     else auth.check(id, vmPath, ["VM.Config.Options"]);
   }
+}
+
+/** The `features` branch: nesting alone needs VM.Allocate, any other change root@pam. */
+function checkFeaturePerms(core: Core, id: Identity, vmPath: string, unprivileged: boolean, oldRaw: string | undefined, newRaw: string | undefined): void {
+  if (!unprivileged) throw permError("changing feature flags for privileged container is only allowed for root@pam");
+  const parse = (raw?: string): Record<string, string> => (raw ? parseKey("features", raw, core.version) : {});
+  // Without old features (new CT, or a delete) PVE only counts: `nesting=<true>` alone is
+  // nesting, anything else (even `nesting=0`) is "other"; with old ones it diffs per flag.
+  const counted = (f: Record<string, string>) => {
+    const names = Object.keys(f);
+    return names.length === 1 && f.nesting === "1" ? { nesting: true, other: false } : { nesting: false, other: names.length > 0 };
+  };
+  let r = { nesting: false, other: false };
+  if (newRaw === undefined) r = counted(parse(oldRaw));
+  else if (!oldRaw) r = counted(parse(newRaw));
+  else {
+    const [o, n] = [parse(oldRaw), parse(newRaw)];
+    for (const f of new Set([...Object.keys(o), ...Object.keys(n)])) {
+      if ((o[f] ?? "") !== (n[f] ?? "")) r = f === "nesting" ? { ...r, nesting: true } : { ...r, other: true };
+    }
+  }
+  if (r.other) throw permError("changing feature flags (except nesting) is only allowed for root@pam");
+  if (r.nesting) core.auth.check(id, vmPath, ["VM.Allocate"]);
 }
 
 /** The delete/revert/set conflict checks of PUT config (§1.4), all 400 keyed by option. */
@@ -181,7 +207,8 @@ export function hotplugPending(core: Core, ct: LoadedCt): void {
   const errors: Record<string, string> = {};
   for (const k of liveKeys) {
     const msg = takeHotplugFailure(core, ct.vmid, k);
-    if (msg !== undefined) errors[k] = `unable to hotplug ${k}: ${msg}`;
+    // PVE appends the `die` text, which ends in a newline.
+    if (msg !== undefined) errors[k] = `unable to hotplug ${k}: ${msg.endsWith("\n") ? msg : `${msg}\n`}`;
   }
   if (Object.keys(errors).length) throw paramError(errors);
   const keep: string[] = [];

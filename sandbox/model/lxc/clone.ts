@@ -8,6 +8,7 @@ import { emptyConf, isUnusedKey, isVolumeKey, parseConf, parseKey, printConf, pr
 import { randomHwaddr, volOf } from "./apply";
 import { checkLock, ctOnNode, saveCt } from "./status";
 import { checkNode } from "../cluster";
+import { copyNoiseLines, mkfsLines } from "./extract";
 
 const ctPath = "/nodes/{node}/lxc/{vmid}";
 
@@ -104,12 +105,16 @@ export function registerClone(core: Core): void {
                 if (d) core.storage.writeVolume(target, nv, { ...data, size: d.size, marker: d.marker });
               }
               ctx.log(`create full clone of mountpoint ${key} (${vol})`);
+              // copy_volume: a new raw image is formatted (mkfs), then the data is copied.
+              if (core.storage.volumeFormat(nv) === "raw") for (const l of mkfsLines(core.storage.readVolume(target, nv)?.size ?? 0)) ctx.log(l);
+              for (const l of copyNoiseLines(core.version)) ctx.log(l);
             } else {
               const base = core.storage.readVolume(node, vol);
               if (!base) throw new Error(`volume '${vol}' does not exist`);
               const baseName = vol.slice(sid.length + 1);
               const child = core.storage.allocName(node, sid, newid);
-              nv = `${sid}:${baseName}/${child}`;
+              // BTRFSPlugin clone_image: a snapshot under the new owner, no `base/` link in the name.
+              nv = core.storage.def(sid)?.type === "btrfs" ? `${sid}:${child}` : `${sid}:${baseName}/${child}`;
               core.storage.writeVolume(node, nv, { size: base.size, marker: base.marker, ctime: Math.floor(Date.now() / 1000), base: baseName, snapshots: {} });
               ctx.log(`create linked clone of mount point ${key} (${vol})`);
             }
@@ -157,9 +162,11 @@ export function registerClone(core: Core): void {
     // Returns null; the vztemplate worker runs in the background (§3.2, §4.10).
     core.tasks.start({
       node, type: "vztemplate", id: String(vmid), who: req.id,
+      // The worker holds the config lock from the start and writes `template: 1` last, so a
+      // read right after the POST still shows the CT as it was (recorded on PVE 8.4).
       worker: async (ctx) => {
-        await ctx.work();
-        await core.flock.with(vmid, () => {
+        await core.flock.with(vmid, async () => {
+          await ctx.work();
           const ct = ctOnNode(core, node, vmid);
           for (const [k, v] of Object.entries(ct.conf.keys)) {
             if (!isVolumeKey(k)) continue;

@@ -7,14 +7,16 @@
 import * as fs from "node:fs";
 import type { ApiRequest, Core } from "../../core";
 import { bool } from "../../core";
-import { ApiError, fail } from "../../http/errors";
+import { ApiError, fail, permError } from "../../http/errors";
 import { parseConf, printConf, emptyConf, setEnv, parseKey, printKey } from "./config";
 import { allocateIfNew, checkKeyPerms, normaliseValue } from "./apply";
 import { ctOnNode } from "./status";
 import { startCt } from "./lifecycle";
 import { checkNode } from "../cluster";
+import { archLines, inspectTemplate, mkfsLines, tarTotalsLine } from "./extract";
 import { isOciArchive, readOciImage, shellJoin } from "../storage/ociArchive";
-import { archFromFilename, osReleaseOfTemplate, ostypeFromFilename, ostypeFromId } from "./ostype";
+import { addHaResource } from "./ha";
+import { archFromFilename, detectOstypeOfTemplate, ostypeFromFilename, ostypeFromId } from "./ostype";
 
 /** Create parameters that are not config keys. */
 const NON_CONFIG = new Set([
@@ -40,8 +42,8 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
 
   // ---- permissions (§2.4) ----
   const auth = core.auth;
-  if (p.pool) auth.check(req.id, `/pool/${p.pool}`, ["VM.Allocate"]);
-  else auth.check(req.id, `/vms/${vmid}`, ["VM.Allocate"]);
+  // VM.Allocate on the CT or on the pool; refused without naming a path (`raise_perm_exc()`).
+  if (!auth.has(req.id, `/vms/${vmid}`, "VM.Allocate") && !(p.pool && auth.has(req.id, `/pool/${p.pool}`, "VM.Allocate"))) throw permError();
   if (p.unprivileged === "0") auth.check(req.id, "/", ["Sys.Modify"]);
 
   const storage = (p.storage as string | undefined) ?? "local";
@@ -64,6 +66,9 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
     if (!auth.isRoot(req.id)) throw fail("Only root can pass arbitrary filesystem paths. at /usr/share/perl5/PVE/Storage.pm line 571.");
     tmplFile = tmpl;
   } else {
+    // Before pve-storage 9.0.15 (PVE 8.4) a plain `.tar` is no template name: parse_volname dies.
+    const tarName = /^[^:]+:(vztmpl\/[^/]+\.tar)$/i.exec(tmpl);
+    if (core.version === "8.4" && tarName) throw fail(`unable to parse directory volume name '${tarName[1]}'`);
     const pv = core.storage.parseVolid(tmpl);
     if (!bool(p.restore) && pv.vtype !== "vztmpl") throw fail(`unable to use volume ${tmpl} - content type needs to be 'vztmpl'`);
     if (!auth.has(req.id, `/storage/${pv.storage}`, "Datastore.Allocate")) auth.checkAny(req.id, `/storage/${pv.storage}`, ["Datastore.AllocateSpace", "Datastore.Audit"]);
@@ -107,7 +112,8 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
             values[k] = allocateIfNew(core, node, vmid, k, values[k], storage, allocated);
           }
         }
-        for (const v of allocated) ctx.log(`allocated volume '${v}'`);
+        // format_disk: mkfs.ext4 on every new raw image (subvolumes need none).
+        for (const v of allocated) if (core.storage.volumeFormat(v) === "raw") for (const l of mkfsLines(core.storage.readVolume(node, v)?.size ?? 0)) ctx.log(l);
         const conf = emptyConf();
         const oci = core.version === "9.1" && (await isOciArchive(tmplFile));
         let ostype: string | undefined = values.ostype;
@@ -115,9 +121,10 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
           ctx.log("Detected OCI archive");
           const img = await readOciImage(tmplFile);
           const ep = img.entrypoint ?? [];
-          if (ep.length && !ep[0].startsWith("/sbin/init")) {
-            values.entrypoint ??= shellJoin(ep);
-            values.cmode ??= "console";
+          // The image's values replace what the request set; only exactly `/sbin/init` is init.
+          if (ep.length && ep[0] !== "/sbin/init") {
+            values.entrypoint = shellJoin(ep);
+            values.cmode = "console";
             for (const k of Object.keys(values).filter((x) => /^net\d+$/.test(x))) {
               const net = parseKey(k, values[k], core.version);
               if (net["host-managed"] === undefined) {
@@ -127,9 +134,9 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
               }
             }
           }
-          if (img.env.length && values.env === undefined) values.env = img.env.join("\0");
+          if (img.env.length) values.env = img.env.join("\0");
           if (img.workingDir) conf.lxc.push(["lxc.init.cwd", img.workingDir]);
-          if (img.stopSignal) conf.lxc.push(["lxc.signal.halt", img.stopSignal]);
+          conf.lxc.push(["lxc.signal.halt", img.stopSignal ?? "SIGTERM"]);
           if (!ostype) {
             if (img.osReleaseId === undefined) {
               ctx.warn("/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'");
@@ -141,20 +148,21 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
           }
         } else {
           ctx.log(`extracting archive '${tmpl.startsWith("/") ? tmpl : `/var/lib/vz/template/cache/${tmpl.replace(/^.*\//, "")}`}'`);
-          if (!ostype) {
-            const rel = await osReleaseOfTemplate(tmplFile);
-            if (rel?.found) {
-              ostype = ostypeFromId(rel.id ?? "", rel.idLike);
-              if (!ostype) throw new Error("unable to detect OS distribution");
-            } else {
-              ostype = ostypeFromFilename(tmpl);
-              if (!ostype) {
-                ctx.warn("/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'");
-                ostype = "unmanaged";
-              }
-            }
+          const x = inspectTemplate(tmplFile) ?? { bytes: fs.statSync(tmplFile).size, archError: "open '/bin/sh' failed: No such file or directory" };
+          ctx.log(tarTotalsLine(x.bytes, 80));
+          // detect_architecture (from /bin/sh's ELF header) only when the request set no arch.
+          if (!values.arch) {
+            for (const l of archLines(x)) ctx.log(l);
+            values.arch = x.arch ?? "amd64";
           }
-          ctx.log("Total bytes read: 10240 (10KiB, 10KiB/s)");
+          // PVE::LXC::Setup->new after the extraction: OS type from the template's files.
+          if (!ostype) {
+            const det = detectOstypeOfTemplate(tmplFile);
+            for (const n of det?.notes ?? []) ctx.log(n);
+            if (det?.warning) ctx.warn(det.warning);
+            // An unreadable template (e.g. an unknown compression): its file name decides.
+            ostype = det?.ostype ?? ostypeFromFilename(tmpl) ?? "unmanaged";
+          }
         }
         for (const [k, v] of Object.entries(values)) {
           if (k === "env") setEnv(conf, v);
@@ -163,14 +171,16 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
         }
         if (!values.arch) {
           const a = archFromFilename(tmpl);
-          if (!a) ctx.log("Falling back to amd64.");
+          ctx.log(a ? `Detected container architecture: ${a}` : "Falling back to amd64.\nUse `pct set VMID --arch ARCH` to change.");
           conf.keys.arch = a ?? "amd64";
         }
         conf.keys.ostype = ostype;
         conf.keys.hostname ??= `CT${vmid}`;
         conf.keys.memory ??= "512";
         conf.keys.swap ??= "512";
-        conf.keys.unprivileged ??= "1";
+        // Only an unprivileged CT gets the key (`$conf->{unprivileged} = 1 if $unprivileged`);
+        // the create default is 1 since PVE 9 (schema text), 0 before (8.4: config without it).
+        if (conf.keys.unprivileged === undefined && core.version === "9.1") conf.keys.unprivileged = "1";
         if (conf.keys.unprivileged === "0") delete conf.keys.unprivileged;
         if (p.password && ostype !== "unmanaged" && String(p.password).length < 5) throw new Error("Password is too short.");
         delete conf.keys.lock;
@@ -192,6 +202,11 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
       if (bool(p.start)) {
         const ct = ctOnNode(core, node, vmid);
         startCt(core, ct, req.id);
+      }
+      // After the (non-HA) start: `ha-manager add ct:<vmid> --state started|stopped`.
+      if (bool(p["ha-managed"])) {
+        ctx.log("Add as HA resource");
+        addHaResource(core, vmid, bool(p.start) ? "started" : "stopped");
       }
     },
   });

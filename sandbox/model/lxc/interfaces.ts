@@ -6,7 +6,6 @@
  */
 import type { Core } from "../../core";
 import { route } from "../../core";
-import { fail } from "../../http/errors";
 import { parseKey } from "./config";
 import { ctOnNode } from "./status";
 import { checkNode } from "../cluster";
@@ -16,6 +15,18 @@ function eui64(mac: string): string {
   b[0] ^= 0x02;
   const words = [(b[0] << 8) | b[1], (b[2] << 8) | 0xff, (0xfe << 8) | b[3], (b[4] << 8) | b[5]];
   return words.map((w) => w.toString(16)).join(":");
+}
+
+/**
+ * `get_interfaces` (`ctr:src/PVE/LXC.pm`) walks `ip --json address show` and writes each
+ * address into `inet`/`inet6` in turn, so each keeps the LAST address of its family in kernel
+ * order (IPv6: global before link-local, so a NIC's `inet6` is its fe80:: address). The full
+ * list is `ip-addresses`; a family without any address has no key.
+ */
+function lastOfFamily(addrs: Array<ReturnType<typeof addr>>): { inet?: string; inet6?: string } {
+  const out: { inet?: string; inet6?: string } = {};
+  for (const a of addrs) out[a["ip-address-type"] as "inet" | "inet6"] = `${a["ip-address"]}/${a.prefix}`;
+  return out;
 }
 
 function addr(ip: string) {
@@ -28,7 +39,8 @@ export function registerInterfaces(core: Core): void {
     checkNode(core, req.params.node);
     const ct = ctOnNode(core, req.params.node, Number(req.params.vmid));
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.Audit"]);
-    if (!ct.rec.running) throw fail(`CT ${ct.vmid} not running`);
+    // `PVE::LXC::get_interfaces` returns undef without a running CT: 200 `{"data": null}`.
+    if (!ct.rec.running) return null;
     const out: Array<Record<string, unknown>> = [
       { name: "lo", hwaddr: "00:00:00:00:00:00", "hardware-address": "00:00:00:00:00:00", inet: "127.0.0.1/8", inet6: "::1/128", "ip-addresses": [addr("127.0.0.1/8"), addr("::1/128")] },
     ];
@@ -37,7 +49,7 @@ export function registerInterfaces(core: Core): void {
       const n = parseKey(k, ct.conf.keys[k], core.version);
       if (n.link_down === "1") continue;
       const idx = Number(k.slice(3));
-      const item: Record<string, unknown> = { name: n.name, hwaddr: n.hwaddr.toLowerCase(), "hardware-address": n.hwaddr.toLowerCase() };
+      let item: Record<string, unknown> = { name: n.name, hwaddr: n.hwaddr.toLowerCase(), "hardware-address": n.hwaddr.toLowerCase() };
       const addrs = [];
       if (n.ip === "dhcp") item.inet = `10.${100 + idx}.${(ct.vmid >> 8) & 255}.${(ct.vmid & 255) || 1}/16`;
       else if (n.ip && n.ip !== "manual") item.inet = n.ip;
@@ -47,7 +59,8 @@ export function registerInterfaces(core: Core): void {
       if (item.inet) addrs.push(addr(String(item.inet)));
       if (item.inet6) addrs.push(addr(String(item.inet6)));
       addrs.push(addr(`fe80::${eui64(n.hwaddr)}/64`));
-      item["ip-addresses"] = addrs;
+      const { inet, inet6, ...rest } = item;
+      item = { ...rest, ...lastOfFamily(addrs), "ip-addresses": addrs };
       out.push(item);
     }
     return out;

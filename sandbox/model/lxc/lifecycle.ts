@@ -11,6 +11,7 @@ import { digestOf, sectionToApi, isVolumeKey, isUnusedKey, typedValue } from "./
 import { applyAllPending, checkDeleteRevert, checkKeyPerms, mergedKeys, updateConfig, volOf } from "./apply";
 import { checkLock, ctOnNode, ctStatus, saveCt, type LoadedCt } from "./status";
 import { checkNode } from "../cluster";
+import { haRequest, haResource, haStatus, isHaManaged, removeHaResource } from "./ha";
 
 const ctPath = "/nodes/{node}/lxc/{vmid}";
 
@@ -36,18 +37,23 @@ export function startCt(core: Core, ct: LoadedCt, who: Identity, skiplock = fals
   const vmid = ct.vmid;
   return core.tasks.start({
     node, type: "vzstart", id: String(vmid), who,
-    worker: async (ctx) => {
+    // The worker holds the config flock for the whole start (Status.pm `vm_start` wraps it
+    // in lock_config), so e.g. a snapshot delete meanwhile waits and may time out.
+    worker: (ctx) => core.flock.with(vmid, async () => {
       await ctx.work();
       const c = reload(core, node, vmid);
       if (!skiplock) checkLock(c.conf, ["mounted"]);
       if (c.conf.keys.template === "1") throw new Error("you can't start a CT if it's a template");
       if (c.rec.running) throw new Error(`CT ${vmid} already running`);
-      const rootfs = c.conf.keys.rootfs ?? "";
-      if (c.conf.keys.unprivileged === "1" && /(?:^|,)quota=1/.test(rootfs)) throw new Error("Quotas are not supported by unprivileged containers.");
+      // foreach_volume: rootfs and every mp[n], not only rootfs.
+      const quota = Object.entries(c.conf.keys).some(([k, v]) => isVolumeKey(k) && /(?:^|,)quota=1(?:,|$)/.test(v));
+      if (c.conf.keys.unprivileged === "1" && quota) throw new Error("Quotas are not supported by unprivileged containers.");
       applyAllPending(core, c);
       c.rec.running = { since: Date.now(), pid: pidSeq++ };
       saveCt(core, c);
-    },
+      // Every start the 8.4 node recorded logs this before TASK OK (../shared/pve-api/transcripts).
+      if (core.version === "8.4") ctx.log("failed to connect to monitor socket: Connection refused");
+    }),
   });
 }
 
@@ -72,7 +78,7 @@ export function registerLifecycle(core: Core): void {
   route(core, "GET", `${ctPath}/status/current`, (req) => {
     const ct = load(core, req);
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.Audit"]);
-    return { ...ctStatus(core, ct.vmid, ct.rec), ha: { managed: 0 } };
+    return { ...ctStatus(core, ct.vmid, ct.rec), ha: haStatus(core, ct.vmid) };
   });
 
   // ---- config (§1.4, §4.3) ----
@@ -151,6 +157,7 @@ export function registerLifecycle(core: Core): void {
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.PowerMgmt"]);
     skiplockCheck(core, req);
     if (ct.rec.running) throw fail(`CT ${ct.vmid} already running`);
+    if (isHaManaged(core, ct.vmid) && !req.haAgent) return haRequest(core, req, "start");
     return startCt(core, ct, req.id, bool(req.params.skiplock));
   });
 
@@ -159,6 +166,10 @@ export function registerLifecycle(core: Core): void {
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.PowerMgmt"]);
     skiplockCheck(core, req);
     if (!ct.rec.running) throw fail(`CT ${ct.vmid} not running`);
+    if (isHaManaged(core, ct.vmid) && !req.haAgent) {
+      if (bool(req.params["overrule-shutdown"])) throw paramError({ "overrule-shutdown": "Not applicable for HA resources." });
+      return haRequest(core, req, "stop");
+    }
     const { node } = ct.rec;
     return core.tasks.start({
       node, type: "vzstop", id: String(ct.vmid), who: req.id,
@@ -175,6 +186,7 @@ export function registerLifecycle(core: Core): void {
     const ct = load(core, req);
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.PowerMgmt"]);
     if (!ct.rec.running) throw fail(`CT ${ct.vmid} not running`);
+    if (isHaManaged(core, ct.vmid) && !req.haAgent) return haRequest(core, req, "shutdown");
     const { node } = ct.rec;
     return core.tasks.start({
       node, type: "vzshutdown", id: String(ct.vmid), who: req.id,
@@ -220,6 +232,9 @@ export function registerLifecycle(core: Core): void {
     core.auth.check(req.id, `/vms/${vmid}`, ["VM.Allocate"]);
     if (ct.conf.keys.protection === "1") throw fail(`can't remove CT ${vmid} - protection mode enabled`);
     checkLock(ct.conf);
+    // destroy_vm: an HA resource (even `ignored`) needs purge=1, checked before "running".
+    const ha = !!haResource(core, vmid);
+    if (ha && !bool(req.params.purge)) throw fail(`unable to remove CT ${vmid} - used in HA resources and purge parameter not set.`);
     const force = bool(req.params.force);
     if (ct.rec.running && !force) throw fail(`unable to destroy CT ${vmid} - container is running`);
     const node = ct.rec.node;
@@ -259,7 +274,7 @@ export function registerLifecycle(core: Core): void {
           ctx.log(`Removed volume '${vol}'`);
         }
         if (bool(req.params["destroy-unreferenced-disks"])) {
-          for (const s of ["local-lvm", "local-zfs", "shared-nfs"]) {
+          for (const { storage: s } of core.storage.defs) {
             for (const v of core.storage.listImages(node, s)) {
               if (v.owner === vmid) {
                 core.storage.freeVolume(node, v.volid);
@@ -270,6 +285,13 @@ export function registerLifecycle(core: Core): void {
         }
         core.auth.removeAclsOn(`/vms/${vmid}`);
         for (const pool of Object.values(core.store.state.pools)) pool.vms = pool.vms.filter((v) => v !== vmid);
+        if (bool(req.params.purge)) {
+          ctx.log(`purging CT ${vmid} from related configurations..`);
+          if (ha) {
+            removeHaResource(core, vmid);
+            ctx.log(`NOTE: removed CT ${vmid} from HA resource configuration.`);
+          }
+        }
         delete core.store.state.cts[String(vmid)];
         core.save();
       },

@@ -11,6 +11,7 @@ import { isUnusedKey, isVolumeKey, parseKey, printKey } from "./config";
 import { volOf } from "./apply";
 import { checkLock, ctOnNode, saveCt } from "./status";
 import { checkNode } from "../cluster";
+import { haRequest, isHaManaged } from "./ha";
 
 const ctPath = "/nodes/{node}/lxc/{vmid}";
 
@@ -60,6 +61,7 @@ export function registerMigrate(core: Core): void {
     const online = bool(p.online);
     const restart = bool(p.restart);
     if (ct.rec.running && !online && !restart) throw fail("can't migrate running container without --online or --restart");
+    if (isHaManaged(core, vmid) && !req.haAgent) return haRequest(core, req, "migrate");
     const node = p.node as string;
     return core.tasks.start({
       node, type: "vzmigrate", id: String(vmid), who: req.id,

@@ -35,7 +35,8 @@ export function archFromFilename(name: string): string | undefined {
   return m ? m[1] : undefined;
 }
 
-function decompress(file: string): Buffer | undefined {
+/** The template's tar stream (undefined when it cannot be read). */
+export function decompress(file: string): Buffer | undefined {
   try {
     const data = fs.readFileSync(file);
     if (/\.tar$/i.test(file)) return data;
@@ -50,19 +51,73 @@ function decompress(file: string): Buffer | undefined {
   }
 }
 
-/** `{found:false}` when the tar has no os-release; undefined when the file is unreadable. */
-export async function osReleaseOfTemplate(file: string): Promise<{ found: boolean; id?: string; idLike?: string } | undefined> {
+/** The files `$autodetect_type` tests for, besides os-release (`ctr:src/PVE/LXC/Setup.pm`). */
+const MARKERS: Array<[string[], string]> = [
+  [["etc/debian_version"], "debian"],
+  [["etc/devuan_version"], "devuan"],
+  [["etc/SuSE-brand", "etc/SuSE-release"], "opensuse"],
+  [["etc/fedora-release"], "fedora"],
+  [["etc/centos-release", "etc/redhat-release"], "centos"],
+  [["etc/arch-release"], "archlinux"],
+  [["etc/alpine-release"], "alpine"],
+  [["etc/gentoo-release"], "gentoo"],
+];
+/** PVE's `$plugin_alias`: the only IDs it maps (no ID_LIKE, no rocky/alma). */
+const PVE_ALIASES: Record<string, string> = { "opensuse-leap": "opensuse", "opensuse-tumbleweed": "opensuse", arch: "archlinux", sles: "opensuse" };
+
+/** `$parse_os_release`: the value of one variable, quoted or bare. */
+function osReleaseVar(text: string, name: string): string | undefined {
+  let val: string | undefined;
+  for (const line of text.split("\n")) {
+    const m = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)=(.*)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const q = /^'([^']*)'/.exec(m[2]) ?? /^"((?:[^"\\]|\\.)*)"/.exec(m[2]) ?? /^([A-Za-z0-9]*)/.exec(m[2]);
+    val = q ? q[1].replace(/\\(.)/g, "$1") : undefined;
+  }
+  return val;
+}
+
+export interface OstypeDetection {
+  ostype: string;
+  /** Lines PVE prints with `warn` (a task warning only for the unmanaged fallback). */
+  notes: string[];
+  warning?: string;
+}
+
+/**
+ * `$autodetect_type` on an extracted template: os-release `ID` (known or aliased), else the
+ * distribution marker files in PVE's order (`/etc/debian_version` → debian, …), else "unable
+ * to detect" when an os-release exists, else `unmanaged` with a warning. Throws PVE's error.
+ * Returns undefined when the template cannot be read (the caller falls back to its name).
+ */
+export function detectOstypeOfTemplate(file: string): OstypeDetection | undefined {
   const tar = decompress(file);
   if (!tar) return undefined;
-  let text: string | undefined;
+  const present = new Set<string>();
+  const texts: Record<string, string> = {};
+  const wanted = new Set(["etc/os-release", "usr/lib/os-release", "etc/lsb-release"]);
   try {
-    for (const e of readTar(tar, (n) => n === "etc/os-release" || n === "usr/lib/os-release")) {
-      if (e.data && (e.name === "etc/os-release" || text === undefined)) text = e.data.toString("utf8");
+    for (const e of readTar(tar, (n) => wanted.has(n))) {
+      const name = e.name.replace(/\/+$/, "");
+      present.add(name);
+      if (e.data) texts[name] = e.data.toString("utf8");
     }
   } catch {
     return undefined;
   }
-  if (text === undefined) return { found: false };
-  const field = (k: string) => new RegExp(`^${k}=("?)([^"\\n]*)\\1$`, "m").exec(text!)?.[2];
-  return { found: true, id: field("ID") ?? "", idLike: field("ID_LIKE") };
+  const has = (n: string) => present.has(n);
+  const notes: string[] = [];
+  // get_ct_os_release: /etc/os-release, else /usr/lib/os-release (a symlinked one reads the target).
+  const osRelease = texts["etc/os-release"] ?? texts["usr/lib/os-release"];
+  const id = osRelease !== undefined ? osReleaseVar(osRelease, "ID") : undefined;
+  if (id) {
+    if (KNOWN.includes(id)) return { ostype: id, notes };
+    if (PVE_ALIASES[id]) return { ostype: PVE_ALIASES[id], notes };
+    notes.push(`unknown ID '${id}' in /etc/os-release file, trying fallback detection`);
+  }
+  if (texts["etc/lsb-release"] !== undefined && /^DISTRIB_ID=Ubuntu$/im.test(texts["etc/lsb-release"])) return { ostype: "ubuntu", notes };
+  for (const [files, ostype] of MARKERS) if (files.some(has)) return { ostype, notes };
+  if (has("nix/store")) return { ostype: "nixos", notes };
+  if (has("etc/os-release")) throw new Error("unable to detect OS distribution");
+  return { ostype: "unmanaged", notes, warning: "/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'" };
 }

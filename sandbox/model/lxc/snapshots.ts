@@ -35,7 +35,8 @@ export function registerSnapshots(core: Core): void {
     core.auth.check(req.id, `/vms/${ct.vmid}`, ["VM.Audit"]);
     const list: Array<Record<string, unknown>> = [];
     for (const [name, s] of Object.entries(ct.conf.snapshots)) {
-      const item: Record<string, unknown> = { name, snaptime: Number(s.keys.snaptime ?? 0), description: (s.description ?? "").replace(/\n$/, "") };
+      // `description => $d->{description} || ''`: as stored, i.e. ending in a newline (recorded).
+      const item: Record<string, unknown> = { name, snaptime: Number(s.keys.snaptime ?? 0), description: s.description ?? "" };
       if (s.keys.parent) item.parent = s.keys.parent;
       if (s.keys.snapstate) item.snapstate = s.keys.snapstate;
       list.push(item);
@@ -116,6 +117,8 @@ export function registerSnapshots(core: Core): void {
       node, type: "vzdelsnapshot", id: String(vmid), who: req.id,
       worker: async (ctx) => {
         let parent: string | undefined;
+        // lock_file_full prints this while it waits for the flock (e.g. a vzstart holds it).
+        if (core.flock.isHeld(vmid)) ctx.log("trying to acquire lock...");
         await core.flock.with(vmid, () => {
           const c = ctOnNode(core, node, vmid);
           const snap = c.conf.snapshots[name];

@@ -7,6 +7,7 @@ import type { CtRecord } from "../../state";
 import { fail } from "../../http/errors";
 import { parseConf, printConf, type CtConf } from "./config";
 import { parseSize } from "../../../provider/proxmox/formats";
+import { ext4StatfsBytes } from "./extract";
 
 export interface LoadedCt {
   vmid: number;
@@ -37,13 +38,28 @@ export function rootfsSize(conf: CtConf): number | undefined {
   return m ? parseSize(m[1]) : undefined;
 }
 
+/**
+ * `maxdisk`: the configured rootfs size while stopped; while running, vmstatus reads `df` of
+ * the mounted rootfs, so a raw image shows its ext4's usable size (recorded: 1 GiB → 1020702720).
+ */
+function diskSize(core: Core, conf: CtConf, running: boolean): number {
+  const size = rootfsSize(conf) ?? 4 * 1024 ** 3;
+  if (!running) return size;
+  const vol = /^([^,]+)/.exec(conf.keys.rootfs ?? "")?.[1] ?? "";
+  try {
+    return core.storage.volumeFormat(vol) === "raw" ? ext4StatfsBytes(size) : size;
+  } catch {
+    return size;
+  }
+}
+
 export function ctStatus(core: Core, vmid: number, rec: CtRecord): Record<string, any> {
   const conf = parseConf(rec.conf);
   const k = conf.keys;
   const running = !!rec.running;
   const maxmem = Number(k.memory ?? 512) * 1024 * 1024;
   const maxswap = Number(k.swap ?? 512) * 1024 * 1024;
-  const maxdisk = rootfsSize(conf) ?? 4 * 1024 ** 3;
+  const maxdisk = diskSize(core, conf, running);
   const cpus = k.cores ? Number(k.cores) : k.cpulimit && Number(k.cpulimit) > 0 ? Number(k.cpulimit) : os.cpus().length;
   const uptime = running ? Math.floor((Date.now() - rec.running!.since) / 1000) : 0;
   // Deterministic figures derived from the vmid, so repeated reads look like a quiet CT.
@@ -65,7 +81,10 @@ export function ctStatus(core: Core, vmid: number, rec: CtRecord): Record<string
   if (k.template === "1") s.template = 1;
   if (running) {
     s.pid = rec.running!.pid;
-    s.pressurecpusome = 0; s.pressurecpufull = 0; s.pressureiosome = 0; s.pressureiofull = 0; s.pressurememorysome = 0; s.pressurememoryfull = 0;
+    // PSI figures are a PVE 9 addition; 8.4.21 sends none (recorded status/current, lxc list).
+    if (core.version === "9.1") {
+      s.pressurecpusome = 0; s.pressurecpufull = 0; s.pressureiosome = 0; s.pressureiofull = 0; s.pressurememorysome = 0; s.pressurememoryfull = 0;
+    }
   }
   return s;
 }

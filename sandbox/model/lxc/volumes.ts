@@ -4,12 +4,13 @@
  */
 import type { ApiRequest, Core } from "../../core";
 import { bool, route } from "../../core";
-import { fail, paramError } from "../../http/errors";
+import { ApiError, fail, paramError } from "../../http/errors";
 import { formatSize } from "../../../provider/proxmox/formats";
 import { digestOf, isUnusedKey, parseKey, printKey } from "./config";
 import { volOf } from "./apply";
 import { checkLock, ctOnNode, saveCt, type LoadedCt } from "./status";
 import { checkNode } from "../cluster";
+import { copyNoiseLines, mkfsLines } from "./extract";
 
 const ctPath = "/nodes/{node}/lxc/{vmid}";
 
@@ -33,7 +34,8 @@ export function registerVolumes(core: Core): void {
       checkLock(ct.conf);
       if (req.params.digest && req.params.digest !== digestOf(ct.rec.conf)) throw fail("detected modified configuration - file changed by other user? Try again.");
       const value = ct.conf.keys[disk];
-      if (!value) throw fail(`disk '${disk}' does not exist`);
+      // PVE parses the absent value as an empty property string: its required keys are missing.
+      if (!value) throw new ApiError(500, "format error", { mp: "property is missing and it is not optional", volume: "property is missing and it is not optional" });
       const mp = parseKey(disk, value, core.version);
       const volid = mp.volume;
       if (volid.startsWith("/")) throw fail(`Could not determine current size of volume '${volid}'`);
@@ -117,6 +119,9 @@ function moveToStorage(core: Core, req: ApiRequest, ct0: LoadedCt, key: string):
           await ctx.work();
           const newVol = core.storage.copyVolume(node, src, node, target, vmid);
           ctx.log(`moving volume '${src}' to '${newVol}'`);
+          // copy_volume: mkfs on a new raw image, then the copy (with the recorded node's noise).
+          if (core.storage.volumeFormat(newVol) === "raw") for (const l of mkfsLines(core.storage.readVolume(node, newVol)?.size ?? 0)) ctx.log(l);
+          for (const l of copyNoiseLines(core.version)) ctx.log(l);
           await core.flock.with(vmid, () => {
             const c = ctOnNode(core, node, vmid);
             const d = parseKey(key, c.conf.keys[key], core.version);

@@ -32,7 +32,8 @@ async function readTarEntries(buf: Buffer, want: (name: string) => boolean): Pro
 
 /** Top-level names of a tar (for OCI detection). */
 export async function isOciArchive(file: string): Promise<boolean> {
-  if (!/\.tar$/i.test(file)) return false;
+  // `archive_is_oci_format` matches `\.tar$` case-sensitively: `x.TAR` is a plain rootfs tarball.
+  if (!/\.tar$/.test(file)) return false;
   let buf: Buffer;
   try {
     buf = fs.readFileSync(file);

@@ -9,7 +9,7 @@ import type { ApiRequest, Core } from "../../core";
 import { bool, int, route } from "../../core";
 import { ApiError, fail, paramError } from "../../http/errors";
 import { checkNode } from "../cluster";
-import { STORAGES, VZTMPL_EXT, ISO_EXT, IMPORT_EXT, normalizeFilename, templateFormat, type StorageDef } from "./storages";
+import { storagePath, VZTMPL_EXT, ISO_EXT, IMPORT_EXT, normalizeFilename, templateFormat, type StorageDef } from "./storages";
 import { downloadFile, fileChecksum } from "./download";
 import { aplinfoRecords } from "./appliances";
 
@@ -20,9 +20,18 @@ const extOk = (core: Core, content: string, filename: string) =>
 
 /** Where PVE would keep the file, for log lines and messages. */
 function shownPath(def: StorageDef, content: string, file: string): string {
-  const base = def.type === "nfs" ? `/mnt/pve/${def.storage}` : "/var/lib/vz";
+  const base = storagePath(def) ?? "/var/lib/vz";
   const sub = content === "vztmpl" ? "template/cache" : content === "iso" ? "template/iso" : content;
   return `${base}/${sub}/${file}`;
+}
+
+/**
+ * `file_size_info` of a plain file (Plugin.pm): `qemu-img info` sees any non-image file as
+ * `raw` whose virtual size is rounded up to whole 512-byte sectors; `used` is the allocated
+ * size (whole 4 KiB blocks). A template's attributes therefore say raw, not tgz.
+ */
+function fileSizeInfo(bytes: number): { format: string; size: number; used: number } {
+  return { format: "raw", size: Math.ceil(bytes / 512) * 512, used: Math.ceil(bytes / 4096) * 4096 };
 }
 
 function storageOf(core: Core, req: ApiRequest): StorageDef {
@@ -45,7 +54,7 @@ export function registerStorage(core: Core): void {
   route(core, "GET", "/nodes/{node}/storage", (req) => {
     checkNode(core, req.params.node);
     const p = req.params;
-    return STORAGES.filter((s) => core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.Audit") || core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.AllocateSpace"))
+    return core.storage.defs.filter((s) => core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.Audit") || core.auth.has(req.id, `/storage/${s.storage}`, "Datastore.AllocateSpace"))
       .filter((s) => !p.content || splitContent(p.content).every((c) => s.content.includes(c)))
       .filter((s) => !p.storage || s.storage === p.storage)
       .filter((s) => !p.target || (s.shared && core.nodes.includes(p.target)))
@@ -91,8 +100,8 @@ export function registerStorage(core: Core): void {
         for (const v of core.storage.listImages(node, def.storage)) {
           if (vmid !== undefined && v.owner !== vmid) continue;
           if (want === "images") continue;
-          const format = def.type === "zfspool" ? "subvol" : "raw";
-          items.push({ volid: v.volid, format, size: v.data.size, used: Math.floor(v.data.size * 0.1), vmid: v.owner, ctime: v.data.ctime, content: "rootdir", ...(v.data.base ? { parent: v.data.base } : {}) });
+          const { format, size, used } = core.storage.imageAttributes(node, v.volid)!;
+          items.push({ volid: v.volid, format, size, used, vmid: v.owner, ctime: v.data.ctime, content: "rootdir", ...(v.data.base ? { parent: v.data.base } : {}) });
         }
       }
     }
@@ -115,13 +124,13 @@ export function registerStorage(core: Core): void {
     const volid = volidOf(core, req);
     const pv = core.storage.parseVolid(volid);
     if (pv.vtype === "images") {
-      const d = core.storage.readVolume(req.params.node, volid);
-      if (!d) throw fail(`no such volume '${volid}'`);
-      return { path: `/dev/pve/${pv.volname}`, size: d.size, used: Math.floor(d.size * 0.1), format: def.type === "zfspool" ? "subvol" : "raw" };
+      const attrs = core.storage.imageAttributes(req.params.node, volid);
+      if (!attrs) throw fail(`no such volume '${volid}'`);
+      return attrs;
     }
     const f = core.storage.filePath(req.params.node, pv);
     if (!fs.existsSync(f)) throw fail(`no such volume '${volid}'`);
-    return { path: shownPath(def, pv.vtype, path.basename(f)), size: fs.statSync(f).size, used: fs.statSync(f).size, format: pv.vtype === "vztmpl" ? templateFormat(f) : pv.vtype };
+    return { path: shownPath(def, pv.vtype, path.basename(f)), ...fileSizeInfo(fs.statSync(f).size) };
   });
 
   route(core, "DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", async (req) => {
@@ -134,13 +143,16 @@ export function registerStorage(core: Core): void {
       node, type: "imgdel", id: pv.owner !== undefined ? `${pv.owner}@${def.storage}` : def.storage, who: req.id,
       worker: async (ctx) => {
         await ctx.work();
+        // A file that is already gone: the directory-like plugins' `free_image` warns and
+        // carries on (task OK, as recorded from PVE 8.4); block storages fail to remove it.
         if (pv.vtype === "images") {
-          if (!core.storage.volumeExists(node, volid)) throw new Error(`volume '${volid}' does not exist`);
-          core.storage.freeVolume(node, volid);
+          if (core.storage.volumeExists(node, volid)) core.storage.freeVolume(node, volid);
+          else if (!def.pathBased) throw new Error(`volume '${volid}' does not exist`);
+          else if (!pv.volname.endsWith(".subvol")) ctx.log(`disk image '${storagePath(def) ?? "/var/lib/vz"}/images/${pv.volname}' does not exist`);
         } else {
           const f = core.storage.filePath(node, pv);
-          if (!fs.existsSync(f)) throw new Error(`unlink '${shownPath(def, pv.vtype, path.basename(f))}' failed - No such file or directory`);
-          fs.rmSync(f);
+          if (fs.existsSync(f)) fs.rmSync(f);
+          else ctx.log(`disk image '${shownPath(def, pv.vtype, path.basename(f))}' does not exist`);
         }
         ctx.log(`Removed volume '${volid}'`);
       },
@@ -175,11 +187,14 @@ export function registerStorage(core: Core): void {
     const dest = path.join(core.storage.contentDir(node, def.storage, content), filename);
     const checksum = req.params.checksum as string | undefined;
     const algorithm = req.params["checksum-algorithm"] as string | undefined;
+    // Log lines name the file where PVE keeps it (`/var/tmp/pveupload-<hex>`), not the data dir.
+    const shownTmp = String(req.params.tmpfilename ?? `/var/tmp/${path.basename(tmp)}`);
+    const target = shownPath(def, content, filename);
     return core.tasks.start({
       node, type: "imgcopy", id: "", who: req.id,
       worker: async (ctx) => {
         try {
-          ctx.log(`starting file import from: ${owned}`);
+          ctx.log(`starting file import from: ${shownTmp}`);
           if (checksum && algorithm) {
             ctx.log("calculating checksum...");
             const got = await fileChecksum(owned, algorithm);
@@ -187,8 +202,10 @@ export function registerStorage(core: Core): void {
             ctx.log("checksum verified");
           }
           ctx.log(`target node: ${node}`);
-          ctx.log(`target file: ${shownPath(def, content, filename)}`);
+          ctx.log(`target file: ${target}`);
           ctx.log(`file size is: ${fs.statSync(owned).size}`);
+          // Storage.pm upload: a local target is copied with cp (a remote one with scp).
+          ctx.log(`command: cp -- ${shownTmp} ${target}`);
           await ctx.work();
           fs.mkdirSync(path.dirname(dest), { recursive: true });
           fs.copyFileSync(owned, dest);

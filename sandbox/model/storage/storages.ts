@@ -9,29 +9,96 @@ import * as path from "node:path";
 import { fail, ApiError } from "../../http/errors";
 import { writeFileAtomic } from "../../persist";
 
-export type StorageType = "dir" | "zfspool" | "lvmthin" | "nfs";
+export type StorageType = "dir" | "btrfs" | "lvmthin" | "zfspool" | "nfs";
 
 export interface StorageDef {
   storage: string;
   type: StorageType;
   content: string[];
   shared: 0 | 1;
-  /** Path-based (dir/nfs): can hold templates/ISOs/backups, images are `<vmid>/vm-...raw`. */
+  /** Path-based (dir/btrfs/nfs): can hold templates/ISOs/backups, images are `<vmid>/vm-...raw`. */
   pathBased: boolean;
   /** `volume_has_feature(snapshot)` for CT volumes (BEHAVIOR.md §5 table). */
   snapshots: boolean;
-  /** Linked clones of CT volumes (§4.9: zfspool/lvmthin yes, dir/nfs no). */
+  /** Linked clones of CT volumes (§4.9: zfspool/lvmthin/btrfs yes, dir/nfs no). */
   linkedClone: boolean;
   total: number;
 }
 
+/** `--storage NAME:TYPE[:CONTENT,…]` / `startSandbox({storages})`: one storage of a node's layout. */
+export interface StorageSpec {
+  storage: string;
+  type: StorageType;
+  /** storage.cfg `content`; default: what the plugin can hold (see `DEFAULT_CONTENT`). */
+  content?: string[];
+}
+
 const GiB = 1024 ** 3;
 
+/**
+ * What each plugin type is (pve-storage PVE/Storage/*Plugin.pm): path-based ones keep
+ * images as files under `images/<vmid>/` and can hold templates; btrfs, zfspool and lvmthin
+ * snapshot and link-clone CT volumes, dir and nfs (raw files) cannot.
+ */
+const TYPES: Record<StorageType, Omit<StorageDef, "storage" | "content">> = {
+  dir: { type: "dir", shared: 0, pathBased: true, snapshots: false, linkedClone: false, total: 100 * GiB },
+  btrfs: { type: "btrfs", shared: 0, pathBased: true, snapshots: true, linkedClone: true, total: 100 * GiB },
+  lvmthin: { type: "lvmthin", shared: 0, pathBased: false, snapshots: true, linkedClone: true, total: 200 * GiB },
+  zfspool: { type: "zfspool", shared: 0, pathBased: false, snapshots: true, linkedClone: true, total: 200 * GiB },
+  nfs: { type: "nfs", shared: 1, pathBased: true, snapshots: false, linkedClone: false, total: 500 * GiB },
+};
+
+/** The content a storage.cfg entry of each type lists when none is given (as on the recorded 8.4 host). */
+export const DEFAULT_CONTENT: Record<StorageType, string[]> = {
+  dir: ["backup", "images", "iso", "rootdir", "snippets", "vztmpl"],
+  btrfs: ["backup", "images", "rootdir", "vztmpl"],
+  lvmthin: ["images", "rootdir"],
+  zfspool: ["images", "rootdir"],
+  nfs: ["backup", "images", "iso", "rootdir", "snippets", "vztmpl"],
+};
+
+/** Content types each plugin accepts (`plugindata` → content). */
+const SUPPORTED_CONTENT: Record<StorageType, string[]> = {
+  dir: ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"],
+  btrfs: ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"],
+  lvmthin: ["images", "rootdir"],
+  zfspool: ["images", "rootdir"],
+  nfs: ["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"],
+};
+
+export function defineStorage(spec: StorageSpec): StorageDef {
+  const base = TYPES[spec.type];
+  if (!base) throw new Error(`storage '${spec.storage}': unknown type '${spec.type}' (one of ${Object.keys(TYPES).join(", ")})`);
+  if (!/^[a-z][a-z0-9\-_.]*[a-z0-9]$/i.test(spec.storage)) throw new Error(`storage ID '${spec.storage}' is not a valid PVE storage ID`);
+  const content = spec.content ?? DEFAULT_CONTENT[spec.type];
+  const bad = content.filter((c) => !SUPPORTED_CONTENT[spec.type].includes(c));
+  if (bad.length) throw new Error(`storage '${spec.storage}': content type '${bad[0]}' is not supported by type '${spec.type}' (supported: ${SUPPORTED_CONTENT[spec.type].join(",")})`);
+  return { ...base, storage: spec.storage, content: [...content] };
+}
+
+/** The storage's `path` in storage.cfg (path-based types), as PVE shows it in paths and logs. */
+export function storagePath(def: StorageDef): string | undefined {
+  if (def.type === "dir") return def.storage === "local" ? "/var/lib/vz" : `/mnt/${def.storage}`;
+  if (def.type === "btrfs") return `/var/lib/pve/${def.storage}`;
+  if (def.type === "nfs") return `/mnt/pve/${def.storage}`;
+  return undefined;
+}
+
+/** Parse `NAME:TYPE[:CONTENT,…]` (the CLI's `--storage`). */
+export function parseStorageSpec(text: string): StorageSpec {
+  const [storage, type, content, ...rest] = text.split(":");
+  if (!storage || !type || rest.length) throw new Error(`--storage '${text}': expected NAME:TYPE[:CONTENT,…], e.g. local:dir or tank:btrfs:images,rootdir`);
+  const spec: StorageSpec = { storage, type: type as StorageType, ...(content ? { content: content.split(",").filter(Boolean) } : {}) };
+  defineStorage(spec);
+  return spec;
+}
+
+/** The default layout: a fresh PVE install's `local` and `local-lvm`, plus zfs and nfs. */
 export const STORAGES: StorageDef[] = [
-  { storage: "local", type: "dir", content: ["vztmpl", "iso", "backup", "import"], shared: 0, pathBased: true, snapshots: false, linkedClone: false, total: 100 * GiB },
-  { storage: "local-lvm", type: "lvmthin", content: ["rootdir", "images"], shared: 0, pathBased: false, snapshots: true, linkedClone: true, total: 200 * GiB },
-  { storage: "local-zfs", type: "zfspool", content: ["rootdir", "images"], shared: 0, pathBased: false, snapshots: true, linkedClone: true, total: 200 * GiB },
-  { storage: "shared-nfs", type: "nfs", content: ["rootdir", "vztmpl", "images", "iso"], shared: 1, pathBased: true, snapshots: false, linkedClone: false, total: 500 * GiB },
+  defineStorage({ storage: "local", type: "dir", content: ["vztmpl", "iso", "backup", "import"] }),
+  defineStorage({ storage: "local-lvm", type: "lvmthin", content: ["rootdir", "images"] }),
+  defineStorage({ storage: "local-zfs", type: "zfspool", content: ["rootdir", "images"] }),
+  defineStorage({ storage: "shared-nfs", type: "nfs", content: ["rootdir", "vztmpl", "images", "iso"] }),
 ];
 
 export interface VolumeData {
@@ -71,12 +138,14 @@ export class StorageModel {
   constructor(
     private readonly dataDir: string,
     readonly nodes: string[],
+    /** The storages of every node, in storage.cfg order. */
+    readonly defs: StorageDef[] = STORAGES,
   ) {
-    for (const node of nodes) for (const s of STORAGES) fs.mkdirSync(this.baseDir(node, s.storage), { recursive: true });
+    for (const node of nodes) for (const s of defs) fs.mkdirSync(this.baseDir(node, s.storage), { recursive: true });
   }
 
   def(storage: string): StorageDef | undefined {
-    return STORAGES.find((s) => s.storage === storage);
+    return this.defs.find((s) => s.storage === storage);
   }
 
   /** `storage 'x' does not exist` (500) — PVE's storage_config die. */
@@ -185,6 +254,36 @@ export class StorageModel {
     const volid = `${storage}:${name}`;
     this.writeVolume(node, volid, { size, marker, ctime: Math.floor(Date.now() / 1000), snapshots: {} });
     return volid;
+  }
+
+  /** `subvol` (a directory: zfspool CT volumes, `STORAGE:0` subvolumes) or `raw` (an image to mkfs). */
+  volumeFormat(volid: string): "raw" | "subvol" {
+    const { volname } = this.parseVolid(volid);
+    return /(?:^|\/)(?:subvol|basevol)-\d+-disk-\d+(?:\.subvol)?$/.test(volname) ? "subvol" : "raw";
+  }
+
+  /**
+   * `volume_size_info` and `path` of an image volume as each plugin reports them: a raw image's
+   * virtual size, a zfs subvolume's refquota, 0 for a directory subvolume (dir/btrfs `STORAGE:0`,
+   * Plugin.pm file_size_info of a directory); btrfs keeps a raw image as `<name>/disk.raw`
+   * inside its own subvolume, LVM volumes live under /dev/<vg>, zfs ones under /<pool>.
+   */
+  imageAttributes(node: string, volid: string): { path: string; format: "raw" | "subvol"; size: number; used: number } | undefined {
+    const data = this.readVolume(node, volid);
+    if (!data) return undefined;
+    const { storage, volname } = this.parseVolid(volid);
+    const def = this.mustDef(storage);
+    const format = this.volumeFormat(volid);
+    const leaf = volname.replace(/^.*\//, "");
+    const dirSubvol = def.pathBased && format === "subvol";
+    const size = dirSubvol ? 0 : data.size;
+    const used = dirSubvol ? 0 : Math.floor(data.size * 0.1);
+    let where: string;
+    if (def.type === "lvmthin") where = `/dev/pve/${leaf}`;
+    else if (def.type === "zfspool") where = `/rpool/data/${leaf}`;
+    else if (def.type === "btrfs" && format === "raw") where = `${storagePath(def)}/images/${volname.replace(/\.raw$/, "")}/disk.raw`;
+    else where = `${storagePath(def)}/images/${volname}`;
+    return { path: where, format, size, used };
   }
 
   /** Copy a volume's data to a (possibly other) node/storage under a new owner. */
