@@ -5,12 +5,17 @@
  * says so.
  */
 import { expect } from "chai";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
 import handler from "../../provider/resources/container/handler";
 import { providerClient, resetProviderClient } from "../../provider/resources/operation";
 import { configure } from "../../provider/resources/registry";
 import { LxcApi } from "../../provider/proxmox/lxc";
 import { useSandboxProvider, applianceTemplate } from "../support/provider";
+import { ociArchive } from "../sandbox/helpers";
+import { shellJoin as shellJoinForTest } from "../../provider/proxmox/shellQuote";
 
 type Outs = Record<string, any>;
 
@@ -107,6 +112,48 @@ describe("Container against what a real PVE does (issue 15)", function () {
       resetProviderClient();
       expect(await reasons({}, base({ features: { keyctl: false }, mountPoints: [{ slot: 0, hostPath: "/srv", path: "/srv" }] }))).to.equal("");
     });
+  });
+
+  it("item 7 premise: the sandbox, like PVE, answers 403 to a root@pam!… token for keyctl=0", async () => {
+    const err = await providerClient()
+      .lxc.createContainer({ node: "pve1", config: { ostemplate: template, rootfs: "local-lvm:1", features: "keyctl=0" } })
+      .then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.match(/changing feature flags \(except nesting\) is only allowed for root@pam/);
+  });
+
+  it("item 8: an HA-managed CT is stopped, started, migrated and destroyed only once the HA manager has acted", async () => {
+    const client = providerClient();
+    const inputs = base({ networks: [] });
+    const ct = await up(inputs);
+    const vmid = Number(ct.id);
+    await sb.admin.haManage(vmid, "started");
+    await sb.admin.setHaDelay(400);
+    let outs = await change(ct, { ...inputs, started: false });
+    expect(outs.status).to.equal("stopped");
+    expect((await client.lxc.status("pve1", vmid)).status).to.equal("stopped");
+    outs = await change({ id: ct.id, outs }, { ...inputs, started: true });
+    expect((await client.lxc.status("pve1", vmid)).status).to.equal("running");
+    outs = await change({ id: ct.id, outs }, { ...inputs, node: "pve2" });
+    expect((await client.cluster.findGuest(vmid))?.node).to.equal("pve2");
+    expect(outs.status).to.equal("running");
+    await handler.delete!(ct.id, outs);
+    expect(await client.cluster.findGuest(vmid)).to.equal(undefined);
+  });
+
+  it("item 9 (sandbox as PVE): an OCI create's image values are replaced by the declared ones before the first start", async () => {
+    const client = providerClient();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rp-oci-"));
+    const file = path.join(dir, "rpapp_1.0.tar");
+    fs.writeFileSync(file, await ociArchive({ config: { Entrypoint: ["/bin/app"], Cmd: ["--image-default"], Env: ["IMAGE=1"] } }));
+    const { volid } = await client.storage.upload({ node: "pve1", storage: "local", content: "vztmpl", filePath: file });
+    fs.rmSync(dir, { recursive: true, force: true });
+    const entrypoint = shellJoinForTest(["/bin/app", "--config=/etc/x", "it's"]);
+    const ct = await up(base({ template: volid, entrypoint, env: { MODE: "prod" }, console: { mode: "tty" }, networks: [] }));
+    const cfg = await client.lxc.getConfig("pve1", Number(ct.id), { current: true });
+    expect(cfg).to.include({ entrypoint: "/bin/app '--config=/etc/x' 'it'\\''s'", env: "MODE=prod", cmode: "tty" });
+    expect((await client.lxc.pending("pve1", Number(ct.id))).filter((p) => p.pending !== undefined || p.delete !== undefined)).to.deep.equal([]);
+    expect(ct.outs.status).to.equal("running");
+    await handler.delete!(ct.id, ct.outs);
   });
 
   describe("item 17: refused before the server fails", () => {
