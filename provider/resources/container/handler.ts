@@ -55,7 +55,8 @@ const timeoutMs = (a: ContainerArgs, k: keyof typeof DEFAULT_TIMEOUTS_S) => (a.t
  */
 function connectingPrincipal(): { id: string; token: boolean } | undefined {
   const cfg = getProviderConfig();
-  const fromConfig = ["apiToken", "username", "password"].some((k) => cfg[k as keyof typeof cfg] !== undefined);
+  // Credentials come from one source as a unit, as in parseSettings; "" counts as unset.
+  const fromConfig = [cfg.apiToken, cfg.username, cfg.password, cfg.otp].some((v) => v);
   const token = fromConfig ? cfg.apiToken : process.env.PROXMOX_VE_API_TOKEN;
   if (token) return { id: token.split("=")[0], token: true };
   const user = fromConfig ? cfg.username : process.env.PROXMOX_VE_USERNAME;
