@@ -309,3 +309,35 @@ describe("item 16: inputs an older PVE release does not accept (sandbox as PVE 8
     expect((await sb.admin.counters()).requests["POST /nodes/{node}/lxc"] ?? 0).to.equal(0);
   });
 });
+
+describe("item 12 against PVE's start lock (sandbox: vzstart holds the config lock)", function () {
+  this.timeout(60_000);
+  let sb: SandboxHandle;
+  before(async () => {
+    // A start that outlasts the config-lock wait, as a slow CT start on a real node (95 s vs 10 s).
+    sb = await startSandbox({ port: 0, nodes: ["pve1"], taskDurationMs: 5, authFailureDelayMs: 0, lockTimeoutMs: 300 });
+    await sb.admin.setTaskDuration({ vzstart: 1500 });
+    useSandboxProvider(sb);
+  });
+  after(async () => sb?.stop());
+
+  it("the safety snapshot is deleted after a rollback of a running CT, without waiting on the start's lock", async () => {
+    const template = await applianceTemplate("alpine", "local");
+    const inputs = { node: "pve1", template, rootfs: { storage: "local-lvm", size: "1G" }, memory: { dedicated: 256, swap: 0 }, safetySnapshot: true, resourceName: "lock" };
+    const created = await handler.create((await handler.check!({}, inputs)).inputs);
+    const vmid = Number(created.id);
+    // No waiting out locks in the client, so a delete sent while the start holds the lock fails as on PVE.
+    const client = providerClient();
+    client.retryPolicy.lockWaitMs = 0;
+    await sb.admin.failTask({ type: "vzreboot", vmid, exitstatus: `startup for container '${vmid}' failed` });
+    const next = { ...inputs, features: { nesting: true } };
+    const err = await handler.update!(created.id, created.outs, (await handler.check!(created.outs, next)).inputs).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/rolled back to its state before this update/);
+    expect(err?.message).not.to.match(/also failed|Deleting the safety snapshot/);
+    expect((await client.lxc.listSnapshots("pve1", vmid)).map((x) => x.name)).to.deep.equal(["current"]);
+    expect((await client.lxc.status("pve1", vmid)).status).to.equal("running");
+  });
+});
