@@ -395,8 +395,15 @@ export class LxcApi {
     log.info({ vmid, task: type, want }, "HA-managed container: waiting for the HA manager to carry out the request");
     for (let delay = 250; ; delay = Math.min(delay * 2, 3000)) {
       const at = want.node ? ((await this.client.cluster.findGuest(vmid))?.node ?? node) : node;
-      const status = at === (want.node ?? node) && want.status ? (await this.status(at, vmid, opts)).status : undefined;
+      const current = at === (want.node ?? node) && want.status ? await this.status(at, vmid, opts) : undefined;
+      const status = current?.status;
       if (at === (want.node ?? node) && (!want.status || status === want.status)) return task;
+      if ((current?.ha as { state?: string } | undefined)?.state === "error") {
+        throw new PveApiError(
+          { status: 0, method: "POST", endpoint: "/nodes/{node}/lxc/{vmid}/status", path: this.base(node, vmid) },
+          `CT ${vmid} is HA-managed and the HA manager put it into the 'error' state while carrying out ${type}. Check \`ha-manager status\` and the node's log, then clear it (ha-manager set ct:${vmid} --state disabled).`,
+        );
+      }
       if (Date.now() >= deadline) {
         throw new PveApiError(
           { status: 0, method: "POST", endpoint: "/nodes/{node}/lxc/{vmid}/status", path: this.base(node, vmid) },

@@ -17,6 +17,8 @@ const TOKEN = "ha@pve!t=11111111-2222-3333-4444-555555555555";
 interface Ct {
   node: string;
   status: "running" | "stopped";
+  /** The HA manager's state for the CT (status/current `ha.state`). */
+  haState?: string;
 }
 
 /** A PVE that hands power and migrate requests for CT 100 to an HA manager acting `lagPolls` status reads later. */
@@ -52,7 +54,7 @@ function haPve(ct: Ct, lagPolls: number, pending: { apply?: () => void; polls: n
     };
     if (/^\/nodes\/\w+\/lxc\/100\/status\/current$/.test(p)) {
       tick();
-      return send({ vmid: 100, status: ct.status, ha: { managed: 1 } });
+      return send({ vmid: 100, status: ct.status, ha: { managed: 1, state: ct.haState ?? "started" } });
     }
     if (p === "/cluster/resources") {
       tick();
@@ -95,6 +97,18 @@ describe("HA-managed containers: waiting for the real state, not the queued requ
     const client = await setup(ct, 3);
     await client.lxc.migrateAndWait("pve1", 100, { target: "pve2", restart: true }, { wait: { timeoutMs: 10_000 } });
     expect(ct.node).to.equal("pve2");
+  });
+
+  it("stops waiting when the HA manager reports the CT in its error state", async () => {
+    const ct: Ct = { node: "pve1", status: "stopped", haState: "error" };
+    const client = await setup(ct, 1_000_000);
+    const started = Date.now();
+    const err = await client.lxc.startAndWait("pve1", 100, {}, { wait: { timeoutMs: 20_000 } }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/HA manager put it into the 'error' state while carrying out hastart/);
+    expect(Date.now() - started).to.be.below(10_000);
   });
 
   it("fails with an explanation when the HA manager does not act within the timeout", async () => {
