@@ -13,6 +13,7 @@ import type { FaultSpec } from "./faults";
 import type { TaskFailure } from "./tasks";
 import { ApiError } from "./http/errors";
 import { parseConf, printConf } from "./model/lxc/config";
+import { setDhcp, type DhcpRule } from "./model/lxc/dhcp";
 import { addHaResource, setHaDelay } from "./model/lxc/ha";
 
 export interface SandboxCounters {
@@ -38,6 +39,8 @@ export interface SandboxAdmin {
   /** The next PUT config that hotplugs `key` on a running CT fails with 400 `unable to hotplug <key>: <message>`. */
   failHotplug(spec: { vmid?: number; key: string; message: string; times?: number }): Promise<void>;
   expireTickets(): Promise<void>;
+  /** DHCP/SLAAC answers for GET …/interfaces: `{answers: false}` = never, `delayMs` = late (model/lxc/dhcp.ts). */
+  setDhcp(rule: DhcpRule & { reset?: boolean }): Promise<void>;
   setTaskDuration(ms: number | Record<string, number>): Promise<void>;
   counters(): Promise<SandboxCounters>;
   resetCounters(): Promise<void>;
@@ -106,6 +109,9 @@ export function adminOps(core: Core): SandboxAdmin {
     },
     async expireTickets() {
       core.auth.expireTickets();
+    },
+    async setDhcp(rule) {
+      setDhcp(core, rule);
     },
     async setTaskDuration(ms) {
       core.tasks.setDuration(ms);
@@ -204,6 +210,7 @@ export async function handleAdmin(core: Core, req: http.IncomingMessage, method:
       case "POST /hotplug-failures": return ok(await ops.failHotplug(body));
       case "POST /locks": return ok(await ops.holdLock(Number(body.vmid), String(body.lock), Number(body.seconds)));
       case "POST /expire-tickets": return ok(await ops.expireTickets());
+      case "PUT /dhcp": return ok(await ops.setDhcp(body));
       case "PUT /task-duration": return ok(await ops.setTaskDuration(body.byType ?? Number(body.ms)));
       case "GET /counters": return ok(await ops.counters());
       case "DELETE /counters": return ok(await ops.resetCounters());

@@ -55,6 +55,7 @@ export function connectSandboxAdmin(conn: SandboxConnection): SandboxAdmin {
     holdLock: (vmid, lock, seconds) => call("POST", "/locks", { vmid, lock, seconds }),
     failHotplug: (spec) => call("POST", "/hotplug-failures", spec),
     expireTickets: () => call("POST", "/expire-tickets", {}),
+    setDhcp: (rule) => call("PUT", "/dhcp", rule),
     setTaskDuration: (ms) => call("PUT", "/task-duration", typeof ms === "number" ? { ms } : { byType: ms }),
     counters: () => call("GET", "/counters") as Promise<SandboxCounters>,
     resetCounters: () => call("DELETE", "/counters"),

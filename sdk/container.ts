@@ -135,6 +135,14 @@ export interface ContainerArgs {
   haManaged?: In<boolean>;
   /** Seconds. Pulumi's customTimeouts do not reach dynamic providers, so they are inputs here. */
   timeouts?: In<{ create?: In<number>; update?: In<number>; delete?: In<number>; start?: In<number>; shutdown?: In<number>; migrate?: In<number> }>;
+  /**
+   * How long create/update wait for DHCP/SLAAC addresses (the `ipv4`/`ipv6` outputs).
+   * Default: only families an interface gets by `dhcp`/`auto`, up to `timeout` (30) seconds;
+   * when it runs out the container is kept with a warning, or it is an error with
+   * `required: true`. `ipv4`/`ipv6: false` never waits for that family; `true` also waits
+   * for one on any interface when none is `dhcp`/`auto`. Refresh never waits.
+   */
+  waitForIp?: In<{ ipv4?: In<boolean>; ipv6?: In<boolean>; timeout?: In<number>; required?: In<boolean> }>;
   /** What to do when a change on a running CT needs a restart: "reboot" (default) or "leave" it pending. */
   pendingChanges?: In<"reboot" | "leave">;
   /** Take over the existing container `vmid` instead of creating one. */
@@ -157,8 +165,12 @@ export class Container extends ProxmoxResource {
   declare public readonly volids: pulumi.Output<Record<string, string>>;
   /** `netN` → MAC address. */
   declare public readonly hwaddrs: pulumi.Output<Record<string, string>>;
-  /** Interface name → global unicast IPv4 addresses (CIDR). */
+  /**
+   * Interface name → IPv4 addresses (CIDR) of the running CT, without loopback and
+   * link-local; empty when stopped, or when a DHCP lease did not come within `waitForIp`.
+   */
   declare public readonly ipv4: pulumi.Output<Record<string, string[]>>;
+  /** Interface name → IPv6 addresses (CIDR), global and unique-local; never link-local (fe80::/10). */
   declare public readonly ipv6: pulumi.Output<Record<string, string[]>>;
   declare public readonly tags: pulumi.Output<string[] | undefined>;
   declare public readonly template: pulumi.Output<string | undefined>;

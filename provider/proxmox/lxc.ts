@@ -91,8 +91,25 @@ export const SnapshotSchema = z
   .passthrough();
 export type Snapshot = z.output<typeof SnapshotSchema>;
 
+/** One entry of `ip-addresses`: every address of the interface, in the kernel's order. */
+export const InterfaceAddressSchema = z
+  .object({ "ip-address": z.string().optional(), "ip-address-type": z.string().optional(), prefix: zInt.optional() })
+  .passthrough();
+export type LxcInterfaceAddress = z.output<typeof InterfaceAddressSchema>;
+
+/**
+ * GET …/interfaces entry. Read `ip-addresses`: `inet`/`inet6` hold only the LAST address of
+ * each family (PVE overwrites them per address, link-local comes last), so they miss
+ * global IPv6 addresses on a real host.
+ */
 export const InterfaceSchema = z
-  .object({ name: z.string(), hwaddr: z.string().optional(), inet: z.string().optional(), inet6: z.string().optional() })
+  .object({
+    name: z.string(),
+    hwaddr: z.string().optional(),
+    inet: z.string().optional(),
+    inet6: z.string().optional(),
+    "ip-addresses": z.array(InterfaceAddressSchema).optional(),
+  })
   .passthrough();
 export type LxcInterface = z.output<typeof InterfaceSchema>;
 
@@ -549,8 +566,10 @@ export class LxcApi {
 
   // ---- misc ----------------------------------------------------------------------------
 
-  interfaces(node: string, vmid: number, opts: CallOpts = {}): Promise<LxcInterface[]> {
-    return this.client.get(`${this.base(node, vmid)}/interfaces`, undefined, { schema: z.array(InterfaceSchema), logger: opts.logger });
+  /** The CT's interfaces; `[]` for a stopped CT (PVE 8.4 answers `{"data": null}` then). */
+  async interfaces(node: string, vmid: number, opts: CallOpts = {}): Promise<LxcInterface[]> {
+    const list = await this.client.get(`${this.base(node, vmid)}/interfaces`, undefined, { schema: z.array(InterfaceSchema).nullable(), logger: opts.logger });
+    return list ?? [];
   }
 
   /** GET …/feature?feature=snapshot|clone|copy → hasFeature. */

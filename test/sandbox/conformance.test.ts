@@ -174,13 +174,14 @@ describe("sandbox conformance with a recorded Proxmox VE 8.4 (transcript replay)
 
   before(async () => {
     const sb = await startSandbox({
-      port: 0, authFailureDelayMs: 0,
-      // Long enough that a read right after a call that forks a worker (POST …/template) comes
-      // before the worker is done, as on the recording host; short enough for a quick replay.
-      taskDurationMs: 20, pveVersion: "8.4", nodes: [NODE],
+      port: 0, authFailureDelayMs: 0, taskDurationMs: 5, pveVersion: "8.4", nodes: [NODE],
       storages: [{ storage: "local", type: "dir" }, { storage: "tank", type: "btrfs" }],
     });
     r = { sb, tokens: {}, upids: new Map(), subs: new Map(), uploads: new Map() };
+    // POST …/template forks a worker that holds the config lock while it converts; the
+    // recording read the config before it was done (and the next PUT waited for the lock).
+    // A conversion that takes 1.5 s reproduces that order however loaded the machine is.
+    await sb.admin.setTaskDuration({ vztemplate: 1500 });
     // The recording's client: a root@pam token without privilege separation named `e2e`.
     const tok = await request(sb, "POST", "/access/users/root@pam/token/e2e", { auth: { token: sb.apiToken }, form: { privsep: 0 } });
     expect(tok.status, tok.text).to.equal(200);
@@ -219,5 +220,43 @@ describe("sandbox conformance with a recorded Proxmox VE 8.4 (transcript replay)
     const summary = `${transcript.length - failed.size} of ${transcript.length} exchanges match; ${failed.size} differ (${diffs.length} differences)`;
     fs.writeFileSync(DIFF_FILE, `${summary}\n\n${diffs.join("\n")}\n`);
     if (diffs.length) expect.fail(`${summary}:\n${diffs.join("\n")}`);
+  });
+});
+
+describe("conformance normaliser (test/support/conformance.ts)", () => {
+  it("maps volatile values to the recording's placeholders and sorts hash-ordered lists", () => {
+    const live = {
+      upid: "UPID:vm:00001234:0000ABCD:6745A1B2:vzcreate:900:root@pam!e2e:",
+      net0: "name=eth0,hwaddr=BC:24:11:AA:BB:CC,type=veth",
+      fp: "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
+      digest: "7a753352cc138c93b08abb79dfc772acfb448c32",
+      log: ["Filesystem UUID: 0b5c3b4e-8f0e-4c43-9f55-1a2b3c4d5e6f", "mount /dev/loop3 /tmp", "Total bytes read: 2140160 (2.1MiB, 41MiB/s)"],
+      list: [{ key: "b" }, { key: "a" }],
+    };
+    expect(normalise(live, true)).to.deep.equal({
+      upid: "<upid>", net0: "name=eth0,hwaddr=<mac>,type=veth", fp: live.fp, digest: "<digest>",
+      log: ["Filesystem UUID: <uuid>", "mount /dev/loop<N> /tmp", "Total bytes read: 2140160 (2.1MiB, <rate>)"].sort(),
+      list: [{ key: "a" }, { key: "b" }],
+    });
+    expect((normalise(live, false) as any).list).to.deep.equal([{ key: "b" }, { key: "a" }]);
+  });
+
+  it("reports every difference: values, missing and extra keys, list lengths; class placeholders match only their class", () => {
+    const out: string[] = [];
+    compare({ a: 1, b: "<n>", c: "<n>", d: [1, 2], e: "x" }, { a: 2, b: 17, c: "many", d: [1], f: true }, "body", out);
+    expect(out).to.deep.equal([
+      "body.a: expected 1, got 2",
+      'body.c: expected <n>, got "many"',
+      "body.d: expected 2 items [1,2], got 1 [1]",
+      'body.e: expected "x", missing',
+      "body.f: unexpected key, value true",
+    ]);
+  });
+
+  it("honours host_artifact notes: no log tail, or the shape only of ip-addresses", () => {
+    expect(artifactRules("the task's log tail has permission noise from the recording host")).to.deep.equal({ skipLogTail: true, ignoreKeys: [] });
+    const rules = artifactRules("the recording host's busybox template brings up no addresses inside the CT: compare the shape only, not ip-addresses");
+    expect(rules).to.deep.equal({ skipLogTail: false, ignoreKeys: ["ip-addresses"] });
+    expect(blank([{ name: "eth0", inet: "10.0.0.1/24", "ip-addresses": [{ x: 1 }] }], rules.ignoreKeys)).to.deep.equal([{ name: "eth0", "ip-addresses": "<not compared>" }]);
   });
 });

@@ -102,6 +102,17 @@ describe("sandbox: storage layouts (dir, btrfs, lvmthin, zfspool, nfs)", functio
     expect(zfs.exitstatus).to.equal("OK");
     expect((await env.api("GET", "/nodes/pve1/lxc/804/status/current")).json.data.maxdisk).to.equal(1024 ** 3);
   });
+
+  it("resize grows a raw image's ext4 (online through the loop device), a subvolume only gets its quota", async () => {
+    const raw = await env.api("PUT", "/nodes/pve1/lxc/803/resize", { form: { disk: "rootfs", size: "+1G" } });
+    expect((await env.wait(raw.json.data)).exitstatus).to.equal("OK");
+    const log = await env.log(raw.json.data);
+    expect(log).to.include("old_desc_blocks = 1, new_desc_blocks = 1"); // as the 8.4 recording shows
+    expect(log.some((l) => /^The filesystem on \/dev\/loop\d+ is now 524288 \(4k\) blocks long\.$/.test(l)), log.join("\n")).to.equal(true);
+    const sub = await env.api("PUT", "/nodes/pve1/lxc/804/resize", { form: { disk: "rootfs", size: "+1G" } });
+    expect((await env.wait(sub.json.data)).exitstatus).to.equal("OK");
+    expect((await env.log(sub.json.data)).filter((l) => /resize2fs|e2fsck/.test(l))).to.deep.equal([]);
+  });
 });
 
 describe("sandbox: --storage option", () => {

@@ -84,6 +84,8 @@ describe("sandbox: differences recorded from PVE 8.4.21 (issue 14)", function ()
       // The same gates on PUT config.
       const put = await env.api("PUT", "/nodes/pve1/lxc/121/config", { form: { mp1: "/srv,mp=/srv" } });
       expect([put.status, put.json.message]).to.deep.equal([403, "Permission check failed (mount point type bind is only allowed for root@pam)\n"]);
+      const revert = await env.api("PUT", "/nodes/pve1/lxc/121/config", { form: { revert: "hookscript" } });
+      expect([revert.status, revert.json.message], "a revert is checked like a delete").to.deep.equal([403, "Permission check failed (changing the hookscript is only allowed for root@pam)\n"]);
       const keep = await env.api("PUT", "/nodes/pve1/lxc/121/config", { form: { features: "nesting=1" } });
       expect(keep.status, "an unchanged flag is no change").to.equal(200);
     });

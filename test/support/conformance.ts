@@ -37,7 +37,9 @@ export interface Exchange {
 export const TRANSCRIPT_DIR = path.resolve(__dirname, "../../../shared/pve-api/transcripts");
 
 export function loadTranscript(file: string): Exchange[] {
-  return JSON.parse(fs.readFileSync(path.join(TRANSCRIPT_DIR, file), "utf8")) as Exchange[];
+  const full = path.join(TRANSCRIPT_DIR, file);
+  if (!fs.existsSync(full)) throw new Error(`transcript ${full} not found: the recordings live in ../shared/pve-api/transcripts next to the repository`);
+  return JSON.parse(fs.readFileSync(full, "utf8")) as Exchange[];
 }
 
 // ---- normalisation ----

@@ -235,6 +235,15 @@ export const containerArgsSchema = z
       .object({ create: seconds.optional(), update: seconds.optional(), delete: seconds.optional(), start: seconds.optional(), shutdown: seconds.optional(), migrate: seconds.optional() })
       .strict()
       .optional(),
+    /**
+     * Whether create/update wait for addresses (docs/container.md "Addresses"). A family
+     * left unset is awaited only on interfaces configured `dhcp`/`auto` for it; `true` also
+     * waits for one on any interface when none is; `false` never waits for it.
+     */
+    waitForIp: z
+      .object({ ipv4: z.boolean().optional(), ipv6: z.boolean().optional(), timeout: z.number().int().min(0).optional(), required: z.boolean().optional() })
+      .strict()
+      .optional(),
     pendingChanges: z.enum(["reboot", "leave"]).default("reboot"),
     adopt: z.boolean().optional(),
     safetySnapshot: z.boolean().optional(),

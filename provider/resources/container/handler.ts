@@ -14,8 +14,9 @@ import { withSafetySnapshot } from "./safety";
 import { assertBridgesExist } from "./bridges";
 import { migrationStorageMap, remainingMoves } from "./migration";
 import { versionProblems, type ServerRelease } from "./versions";
+import { ADDRESS_FIELDS, AddressesRequiredError, currentAddresses, emptyAddresses, waitForAddresses, waitsNow } from "./addresses";
 import { checkInputs, InputError, parseInputs, unknownPaths } from "../validation";
-import { runOperation, partialFailure, type OperationContext } from "../operation";
+import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
 import { PveTaskTimeoutError } from "../../proxmox/errors";
@@ -173,44 +174,12 @@ export function createParams(a: ContainerArgs): Record<string, string | number> 
   return p;
 }
 
-/** Global unicast only: no loopback, link-local or multicast. */
-function isGlobal(addr: string): boolean {
-  const ip = addr.split("/")[0].toLowerCase();
-  if (ip.includes(":")) return !(ip === "::1" || ip.startsWith("fe8") || ip.startsWith("fe9") || ip.startsWith("fea") || ip.startsWith("feb") || ip.startsWith("ff"));
-  return !(ip.startsWith("127.") || ip.startsWith("169.254.") || Number(ip.split(".")[0]) >= 224);
-}
-
-async function addresses(client: PveClient, node: string, vmid: number, a: ContainerArgs, running: boolean, ctx: OperationContext) {
-  const ipv4: Record<string, string[]> = {};
-  const ipv6: Record<string, string[]> = {};
-  if (!running) return { ipv4, ipv6 };
-  const dhcpNames = (a.networks ?? []).filter((n) => n.ip === "dhcp" || n.ip6 === "dhcp").map((n) => n.name);
-  const deadline = Date.now() + timeoutMs(a, "start");
-  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-    const ifaces = await client.lxc.interfaces(node, vmid);
-    for (const i of ifaces) {
-      const v4 = [i.inet].flat().filter((x): x is string => typeof x === "string" && isGlobal(x));
-      const v6 = [i.inet6].flat().filter((x): x is string => typeof x === "string" && isGlobal(x));
-      if (v4.length) ipv4[i.name] = v4;
-      if (v6.length) ipv6[i.name] = v6;
-    }
-    const waiting = dhcpNames.filter((n) => !ipv4[n] && !ipv6[n]);
-    if (!waiting.length) break;
-    if (Date.now() > deadline) {
-      ctx.log.warn({ interfaces: waiting }, "no DHCP lease seen before the start timeout; addresses stay empty until the next refresh");
-      break;
-    }
-    await new Promise((r) => setTimeout(r, delay));
-  }
-  return { ipv4, ipv6 };
-}
-
-/** Read the CT and express it as outputs in the shape of `declared`. */
 /**
  * Read the CT and express it as outputs in the shape of `declared`. `known.status` skips the
  * status read when the caller has just set the power state itself (one request less per
  * created container, bench/pulumi-up); a CT without network devices is not asked for
- * addresses.
+ * addresses. `wait` (./addresses `waitsNow`): whether to wait for DHCP/SLAAC addresses —
+ * never on refresh.
  */
 async function readOutputs(
   client: PveClient,
@@ -219,14 +188,25 @@ async function readOutputs(
   node: string,
   ctx: OperationContext,
   known: { pool?: string; status?: "running" | "stopped" } = {},
+  wait: boolean | number = false,
 ): Promise<ContainerOutputs> {
   const cfg = await client.lxc.getConfig(node, vmid, { current: true });
-  const status = known.status ?? (await client.lxc.status(node, vmid)).status;
+  const st = known.status ? { status: known.status, uptime: 0 } : await client.lxc.status(node, vmid);
+  const status = st.status;
   const observed = fromPveConfig(cfg);
   const running = status === "running";
   const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool: known.pool ?? declared.pool });
-  const { ipv4, ipv6 } = Object.keys(observed.hwaddrs).length ? await addresses(client, node, vmid, declared, running, ctx) : { ipv4: {}, ipv6: {} };
-  return stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ipv4, ipv6 });
+  const outs = (a: { ipv4: Record<string, string[]>; ipv6: Record<string, string[]> }) =>
+    stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ...a });
+  if (!Object.keys(observed.hwaddrs).length) return outs(emptyAddresses());
+  if (!waitsNow(wait, running, st.uptime)) return outs(await currentAddresses(client, node, vmid, declared, running));
+  try {
+    return outs(await waitForAddresses(client, node, vmid, declared, ctx));
+  } catch (e) {
+    // waitForIp.required: fail, but record the CT as it is (the next `up` waits again).
+    if (e instanceof AddressesRequiredError) throw partialFailure(e, String(vmid), outs(e.addresses));
+    throw e;
+  }
 }
 
 async function setPower(client: PveClient, node: string, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<void> {
@@ -290,8 +270,9 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
         await client.lxc.startAndWait(a.node, vmid, {}, { wait: { timeoutMs: timeoutMs(a, "start") } });
       }
       const known = a.haManaged ? {} : { status: a.started ? ("running" as const) : ("stopped" as const) };
-      return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, known) };
+      return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, known, true) };
     } catch (e) {
+      if ((e as PartialFailure).id) throw e;
       // The CT exists: record it, so the next `up` converges instead of leaving an orphan.
       throw partialFailure(e, String(vmid), stripUndefined({ ...a, vmid, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
     }
@@ -353,8 +334,9 @@ async function adopt(client: PveClient, a: ContainerArgs, ctx: OperationContext)
   const rootOnly = rootOnlyFailures({ ...a, adopt: false }, current as unknown as Record<string, unknown>);
   if (rootOnly.length) throw new InputError(TYPE, rootOnly);
   ctx.log.info({ changes: plan.changed }, "adopting container");
+  const began = Date.now();
   await execute(client, vmid, where.node, a, plan, ctx);
-  return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx) };
+  return { id: String(vmid), outs: await readOutputs(client, a, vmid, a.node, ctx, {}, addressWait(plan, began)) };
 }
 
 async function read(id: string, props: Record<string, unknown>): Promise<pulumi.dynamic.ReadResult> {
@@ -384,11 +366,15 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
     if (Object.keys(plan.set).some((k) => /^net\d+$/.test(k))) await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log, "nothing was changed");
     const run = () => execute(client, vmid, where.node, a, plan, ctx);
+    const began = Date.now();
     const safety = { startMs: timeoutMs(a, "start"), lockMs: timeoutMs(a, "update") };
     await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, safety, run) : run());
-    return { outs: await readOutputs(client, a, vmid, a.node, ctx) };
+    return { outs: await readOutputs(client, a, vmid, a.node, ctx, {}, addressWait(plan, began)) };
   });
 }
+
+/** An update waits for addresses if it changed what they depend on, or (re)started the CT. */
+const addressWait = (plan: ChangePlan, began: number) => plan.changed.some((k) => (ADDRESS_FIELDS as readonly string[]).includes(k)) || began;
 
 /** Carry out a plan. Order matters: see the header comment. */
 async function execute(client: PveClient, vmid: number, startNode: string, a: ContainerArgs, plan: ChangePlan, ctx: OperationContext): Promise<void> {

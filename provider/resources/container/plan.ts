@@ -16,7 +16,7 @@ export const REPLACE_FIELDS = ["vmid", "unprivileged", "template"] as const;
 export const CREATE_ONLY_FIELDS = ["password", "sshPublicKeys", "haManaged"] as const;
 
 /** Fields that steer the provider itself, never sent to PVE. */
-export const PROVIDER_ONLY_FIELDS = ["timeouts", "pendingChanges", "adopt", "safetySnapshot", "resourceName"] as const;
+export const PROVIDER_ONLY_FIELDS = ["timeouts", "pendingChanges", "adopt", "safetySnapshot", "waitForIp", "resourceName"] as const;
 
 /** PVE refuses to delete these (`unable to delete required option`), so unsetting them resets them. */
 const REQUIRED_DEFAULTS: Record<string, string> = { memory: "512", swap: "512" };

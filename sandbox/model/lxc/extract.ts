@@ -170,3 +170,24 @@ export function ext4StatfsBytes(bytes: number): number {
 export function copyNoiseLines(version: string): string[] {
   return version === "8.4" ? [248, 249, 250, 251].map((fd) => `Cannot stat file /proc/1/fd/${fd}: Permission denied`) : [];
 }
+
+/**
+ * What resize_vm's filesystem step prints for a raw image grown to `bytes` (a subvolume needs
+ * none): online through the CT's loop device (`unshare -m … resize2fs /dev/loopN`, whose
+ * `old_desc_blocks` line the 8.4 recording shows), offline `e2fsck -f -y` then `resize2fs`.
+ */
+export function resize2fsLines(bytes: number, device: string, online: boolean): string[] {
+  const { blockSize } = ext4Geometry(bytes);
+  const blocks = Math.floor(bytes / blockSize);
+  const descBlocks = (b: number) => Math.ceil(Math.ceil(b / (8 * blockSize)) / (blockSize / 64));
+  const k = `${blockSize / 1024}k`;
+  const done = `The filesystem on ${device} is now ${blocks} (${k}) blocks long.`;
+  if (online) {
+    return ["resize2fs 1.47.0 (5-Feb-2023)", `Filesystem at ${device} is mounted on /tmp; on-line resizing required`, `old_desc_blocks = ${descBlocks(blocks)}, new_desc_blocks = ${descBlocks(blocks)}`, done, ""];
+  }
+  return [
+    "e2fsck 1.47.0 (5-Feb-2023)", "Pass 1: Checking inodes, blocks, and sizes", "Pass 2: Checking directory structure", "Pass 3: Checking directory connectivity",
+    "Pass 4: Checking reference counts", "Pass 5: Checking group summary information",
+    "resize2fs 1.47.0 (5-Feb-2023)", `Resizing the filesystem on ${device} to ${blocks} (${k}) blocks.`, done, "",
+  ];
+}

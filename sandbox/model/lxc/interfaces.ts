@@ -2,13 +2,15 @@
  * GET …/interfaces: `lo` plus one entry per `net[n]` of a running CT, in the schema's
  * shape `{name, hwaddr, hardware-address, inet?, inet6?, ip-addresses}`. Static addresses
  * come from the config; DHCP gets a deterministic lease derived from the vmid and the
- * interface index; `ip6=auto` a SLAAC (EUI-64) address in fd00:10::/64.
+ * interface index; `ip6=auto` a SLAAC (EUI-64) address in fd00:10::/64 — unless
+ * `admin.setDhcp` made that lease silent or slow (./dhcp).
  */
 import type { Core } from "../../core";
 import { route } from "../../core";
 import { parseKey } from "./config";
 import { ctOnNode } from "./status";
 import { checkNode } from "../cluster";
+import { leaseGranted } from "./dhcp";
 
 function eui64(mac: string): string {
   const b = mac.split(":").map((x) => parseInt(x, 16));
@@ -51,10 +53,11 @@ export function registerInterfaces(core: Core): void {
       const idx = Number(k.slice(3));
       let item: Record<string, unknown> = { name: n.name, hwaddr: n.hwaddr.toLowerCase(), "hardware-address": n.hwaddr.toLowerCase() };
       const addrs = [];
-      if (n.ip === "dhcp") item.inet = `10.${100 + idx}.${(ct.vmid >> 8) & 255}.${(ct.vmid & 255) || 1}/16`;
+      const lease = (family: "ipv4" | "ipv6") => leaseGranted(core, ct.vmid, n.bridge, family, ct.rec.running!.since);
+      if (n.ip === "dhcp") item.inet = lease("ipv4") ? `10.${100 + idx}.${(ct.vmid >> 8) & 255}.${(ct.vmid & 255) || 1}/16` : undefined;
       else if (n.ip && n.ip !== "manual") item.inet = n.ip;
-      if (n.ip6 === "auto") item.inet6 = `fd00:10::${eui64(n.hwaddr)}/64`;
-      else if (n.ip6 === "dhcp") item.inet6 = `fd00:20::${ct.vmid.toString(16)}:${idx}/128`;
+      if (n.ip6 === "auto") item.inet6 = lease("ipv6") ? `fd00:10::${eui64(n.hwaddr)}/64` : undefined;
+      else if (n.ip6 === "dhcp") item.inet6 = lease("ipv6") ? `fd00:20::${ct.vmid.toString(16)}:${idx}/128` : undefined;
       else if (n.ip6 && n.ip6 !== "manual") item.inet6 = n.ip6;
       if (item.inet) addrs.push(addr(String(item.inet)));
       if (item.inet6) addrs.push(addr(String(item.inet6)));

@@ -140,7 +140,8 @@ export function registerLifecycle(core: Core): void {
     const revert = p.revert ? splitList(String(p.revert)) : [];
     checkDeleteRevert(core, Object.keys(set), del, revert);
     if (!Object.keys(set).length && !del.length && !revert.length) throw fail("no options specified");
-    checkKeyPerms(core, req.id, vmid, [...Object.keys(set), ...del], set, ct0.conf);
+    // Reverted keys are checked like deleted ones (`check_ct_modify_config_perm(…, [@revert])`).
+    checkKeyPerms(core, req.id, vmid, [...Object.keys(set), ...del, ...revert], set, ct0.conf);
     await core.flock.with(vmid, () => {
       const ct = reload(core, p.node, vmid);
       checkLock(ct.conf);

@@ -10,7 +10,7 @@ import { digestOf, isUnusedKey, parseKey, printKey } from "./config";
 import { volOf } from "./apply";
 import { checkLock, ctOnNode, saveCt, type LoadedCt } from "./status";
 import { checkNode } from "../cluster";
-import { copyNoiseLines, mkfsLines } from "./extract";
+import { copyNoiseLines, mkfsLines, resize2fsLines } from "./extract";
 
 const ctPath = "/nodes/{node}/lxc/{vmid}";
 
@@ -68,8 +68,11 @@ export function registerVolumes(core: Core): void {
             c.conf.keys[disk] = printKey(disk, cur, core.version);
             saveCt(core, c);
           });
-          ctx.log(`Resizing image '${volid}' to ${formatSize(newsize)}`);
-          if (pv.storage !== "local-zfs") ctx.log(ct.rec.running ? "resize2fs: online resizing" : "e2fsck -f -y; resize2fs");
+          // A raw image's ext4 is grown too (a subvolume only gets its new quota).
+          if (core.storage.volumeFormat(volid) === "raw") {
+            const device = ct.rec.running ? `/dev/loop${vmid % 8}` : core.storage.imageAttributes(node, volid)!.path;
+            for (const l of resize2fsLines(newsize, device, !!ct.rec.running)) ctx.log(l);
+          }
         },
       });
     });
