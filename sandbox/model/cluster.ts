@@ -43,7 +43,7 @@ export function registerCluster(core: Core): void {
   route(core, "GET", "/nodes/{node}/network", (req) => {
     checkNode(core, req.params.node);
     const type = typeof req.params.type === "string" ? req.params.type : undefined;
-    if (type && type !== "bridge" && type !== "any_bridge") return [];
+    if (type && !["bridge", "any_bridge", "any_local_bridge", "include_sdn"].includes(type)) return [];
     return Object.entries(BRIDGES).map(([iface, b]) => ({ iface, type: "bridge", active: 1, autostart: 1, families: ["inet"], method: "manual", mtu: String(b.mtu), priority: 1 }));
   });
   route(core, "GET", "/cluster/sdn/vnets", () => []);

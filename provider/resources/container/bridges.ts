@@ -1,9 +1,10 @@
 /**
  * Does the bridge a network device names exist on the node? PVE creates a CT with any
  * bridge name and only the start fails (`bridge 'vmbr9' does not exist`), leaving a CT
- * that cannot run. So the handler asks once per node and run (GET /nodes/{node}/network,
- * plus the SDN VNets, which are bridges too) and refuses an unknown bridge before creating.
- * When the node cannot be asked (no Sys.Audit, an older server), nothing is refused.
+ * that cannot run. So the handler asks once per node and run — GET
+ * /nodes/{node}/network?type=any_bridge (any user may; Linux and OVS bridges, and on current
+ * releases the SDN VNets the user may use), plus /cluster/sdn/vnets for older ones — and
+ * refuses an unknown bridge before creating. When the node cannot be asked, nothing is refused.
  */
 import { z } from "zod";
 import type { PveClient } from "../../proxmox/client";
@@ -12,14 +13,14 @@ import type { Logger } from "../../logging";
 
 const IfaceSchema = z.array(z.object({ iface: z.string(), type: z.string().optional() }).passthrough());
 const VnetSchema = z.array(z.object({ vnet: z.string() }).passthrough());
-const BRIDGE_TYPES = new Set(["bridge", "OVSBridge"]);
+const BRIDGE_TYPES = new Set(["bridge", "OVSBridge", "vnet"]);
 
 /** Per connection (shared by every view of a client) and node: the bridge names, or undefined if unknown. */
 const cache = new WeakMap<ConnectionSettings, Map<string, Promise<Set<string> | undefined>>>();
 
 async function listBridges(client: PveClient, node: string, log: Logger): Promise<Set<string> | undefined> {
   try {
-    const ifaces = await client.get(`/nodes/${encodeURIComponent(node)}/network`, undefined, { schema: IfaceSchema, logger: log });
+    const ifaces = await client.get(`/nodes/${encodeURIComponent(node)}/network`, { type: "any_bridge" }, { schema: IfaceSchema, logger: log });
     const names = new Set(ifaces.filter((i) => i.type === undefined || BRIDGE_TYPES.has(i.type)).map((i) => i.iface));
     try {
       for (const v of await client.get("/cluster/sdn/vnets", undefined, { schema: VnetSchema, logger: log })) names.add(v.vnet);
