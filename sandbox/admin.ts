@@ -9,7 +9,8 @@
 import type * as http from "node:http";
 import * as crypto from "node:crypto";
 import type { Core, Violation } from "./core";
-import type { FaultSpec } from "./faults";
+import { NO_WORKER_TASK_STATUS, type FaultSpec, type GhostTask } from "./faults";
+import { formatUpid } from "../provider/proxmox/upid";
 import type { TaskFailure } from "./tasks";
 import { ApiError } from "./http/errors";
 import { parseConf, printConf } from "./model/lxc/config";
@@ -61,6 +62,7 @@ export interface SandboxAdmin {
 /** The in-process implementation (also serves the HTTP endpoints). */
 export function adminOps(core: Core): SandboxAdmin {
   const findVolumeNode = (volid: string): string | undefined => core.nodes.find((n) => core.storage.volumeExists(n, volid));
+  core.faults.onNoWorker ??= (ghost) => listNeverRunTask(core, ghost);
   return {
     async addFault(spec) {
       core.faults.add(spec);
@@ -158,6 +160,16 @@ export function adminOps(core: Core): SandboxAdmin {
       setHaDelay(core, ms);
     },
   };
+}
+
+/** A worker that was registered but killed before it ran: finished, empty log (faults.ts `no-worker`). */
+function listNeverRunTask(core: Core, g: GhostTask): void {
+  const st = core.store.state;
+  const starttime = Math.floor(Date.now() / 1000);
+  const pid = st.nextPid++;
+  const upid = formatUpid({ node: g.node, pid, pstart: 0x0034c5d6, starttime, type: g.type, id: g.id, user: g.user });
+  st.tasks.push({ upid, node: g.node, pid, pstart: 0x0034c5d6, starttime, type: g.type, id: g.id, user: g.user, endtime: starttime, status: NO_WORKER_TASK_STATUS, log: [] });
+  core.save();
 }
 
 type Reply = { status: number; reason?: string; body?: string; contentType?: string };

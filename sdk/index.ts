@@ -3,3 +3,4 @@ export * from "./container";
 export * from "./template";
 export * from "./snapshot";
 export * from "./oci-image";
+export * from "./lookups";

@@ -140,3 +140,8 @@ export class TicketAuthenticator implements Authenticator {
     this.obtainedAt = this.now();
   }
 }
+
+/** The authenticator for the configured credentials; `post` performs the unauthenticated login. */
+export function createAuthenticator(auth: AuthSettings, post: TicketPoster, renewAfterMs = TICKET_RENEW_AFTER_MS): Authenticator {
+  return auth.kind === "token" ? new TokenAuthenticator(auth) : new TicketAuthenticator(auth, post, renewAfterMs);
+}

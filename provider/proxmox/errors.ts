@@ -246,3 +246,43 @@ export function errorFromResponse(
   }
   return new PveApiError(init);
 }
+
+/** The error details of an HTTP answer: PVE's `message` (or the raw text / status reason) and `errors`. */
+export function initFromResponse(
+  base: Omit<PveErrorInit, "status">,
+  res: { status: number; statusText?: string },
+  text: string,
+  json: { message?: string; errors?: Record<string, string> } | undefined,
+): PveErrorInit {
+  return {
+    ...base,
+    status: res.status,
+    reason: res.statusText,
+    pveMessage: json?.message ?? (text && !json ? text.slice(0, 500) : res.statusText),
+    errors: json?.errors ?? undefined,
+  };
+}
+
+/** A request that got no HTTP answer and is not retried (any more). */
+export function connectionFailure(
+  base: Omit<PveErrorInit, "status">,
+  f: { code?: string; kind: string; detail: string; retries: number; idempotent: boolean; baseUrl: string },
+): PveConnectionError {
+  const hint =
+    f.kind === "ambiguous" && !f.idempotent
+      ? " The request may or may not have taken effect on the server; check its state before repeating it."
+      : f.kind === "not-sent"
+        ? ` Check that proxmox:endpoint (${f.baseUrl}) is reachable.`
+        : "";
+  return new PveConnectionError(base, f.code, `${f.detail}${f.retries ? ` (after ${f.retries} retries)` : ""}.${hint}`);
+}
+
+/** The answer to a non-idempotent call was lost and the check whether it acted failed too. */
+export function unverifiedFailure(base: Omit<PveErrorInit, "status">, e: PveConnectionError): PveConnectionError {
+  return new PveConnectionError(
+    base,
+    e.code,
+    `the answer to ${base.method} ${base.path} was lost and checking whether it took effect failed too (${e.message}). ` +
+      "Check the object's state on the server before repeating the operation.",
+  );
+}

@@ -25,6 +25,8 @@ export type { StorageInfo, ContentItem, AplInfo, ContentType } from "./storage";
 export { uploadFile, sha256File, normalizeUploadFilename } from "./upload";
 export type { UploadOptions, UploadResult, UploadProgress, ChecksumAlgorithm } from "./upload";
 export { DEFAULT_RETRY_POLICY } from "./retry";
+export { VmidAllocator, vmidAllocator } from "./vmids";
+export type { VmidSource } from "./vmids";
 export type { RetryPolicy } from "./retry";
 export { TlsPinMismatchError } from "./tlsAgent";
 export type { Params, ParamValue } from "./encode";

@@ -17,6 +17,7 @@ import { lxcKeyFormat } from "./schema";
 import { parsePropertyString, printPropertyString } from "./propertyString";
 import { sleep } from "./retry";
 import { parseUpid } from "./upid";
+import type { VmidSource } from "./vmids";
 
 const enc = encodeURIComponent;
 
@@ -130,6 +131,11 @@ export type LxcConfigInput = Record<string, ParamValue>;
 export interface CallOpts {
   logger?: Logger;
 }
+
+/** Worker-start failures are retried within the operation's timeout (the task wait's), when given. */
+function retryBudget(opts: CallOpts): number | undefined {
+  return (opts as WaitCallOpts).wait?.timeoutMs;
+}
 export interface WaitCallOpts extends CallOpts {
   wait?: Omit<WaitOptions, "logger">;
 }
@@ -146,6 +152,8 @@ export interface CreateContainerOptions {
   logger?: Logger;
   /** How many VMIDs to try when allocating (default 30). */
   maxAttempts?: number;
+  /** Where allocated VMIDs come from (vmids.ts, one per run); default: nextid per attempt. */
+  vmids?: VmidSource;
 }
 
 export interface CreateContainerResult {
@@ -195,6 +203,7 @@ export class LxcApi {
       schema: UpidSchema,
       logger: opts.logger,
       lockWaitMs: opts.lockWaitMs,
+      retryBudgetMs: retryBudget(opts),
       verifyEffect: this.taskEffect(node, type, id, this.since(), opts.logger),
     });
   }
@@ -240,6 +249,7 @@ export class LxcApi {
     return this.client.post(`/nodes/${enc(node)}/lxc`, { ...config, vmid }, {
       schema: UpidSchema,
       logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
       // The task search reaches 2 s back (the server clock is known to 1 s), so it can find
       // an earlier create of the same vmid whose CT was destroyed since (vmid reused by
       // nextid right after a delete). That task is not ours if the CT is gone: send the
@@ -266,13 +276,14 @@ export class LxcApi {
     const log = o.logger ?? this.client.log;
     let lastErr: unknown;
     for (let attempt = 1; attempt <= max; attempt++) {
-      const vmid = o.vmid ?? (await this.pickVmid(attempt));
+      const vmid = o.vmid ?? (o.vmids ? await o.vmids.next() : await this.pickVmid(attempt));
       let upid: string;
       try {
-        upid = await this.create(o.node, vmid, o.config, { logger: o.logger });
+        upid = await this.create(o.node, vmid, o.config, { logger: o.logger, wait: o.waitOptions } as WaitCallOpts);
       } catch (e) {
         if (auto && e instanceof PveApiError && ALREADY_EXISTS.test(e.pveMessage)) {
           lastErr = e;
+          o.vmids?.taken(vmid);
           log.debug({ vmid, attempt }, "vmid taken by a concurrent create; trying another");
           await sleep(Math.random() * 20 * attempt);
           continue;
@@ -286,6 +297,7 @@ export class LxcApi {
       } catch (e) {
         if (auto && e instanceof PveTaskFailedError && ALREADY_EXISTS.test(e.exitstatus) && /^unable to create CT \d+ - CT \d+ already exists/.test(e.exitstatus)) {
           lastErr = e;
+          o.vmids?.taken(vmid);
           log.debug({ vmid, attempt }, "vmid taken inside the create task; trying another");
           continue;
         }
@@ -319,7 +331,13 @@ export class LxcApi {
    * lost and the CT is gone now, resolves to null (done).
    */
   destroy(node: string, vmid: number, params: { purge?: boolean; force?: boolean; "destroy-unreferenced-disks"?: boolean } = {}, opts: CallOpts = {}): Promise<string | null> {
-    return this.client.delete(this.base(node, vmid), params, { schema: UpidOrNull, logger: opts.logger });
+    return this.client.delete(this.base(node, vmid), params, {
+      schema: UpidOrNull,
+      logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
+      // After a worker-start failure: done if the CT is gone already.
+      verifyEffect: async () => !(await this.client.cluster.findGuest(vmid)),
+    });
   }
 
   async destroyAndWait(node: string, vmid: number, params: Parameters<LxcApi["destroy"]>[2] = {}, opts: WaitCallOpts = {}): Promise<TaskResult | null> {
@@ -439,6 +457,7 @@ export class LxcApi {
     return this.client.put(`${this.base(node, vmid)}/resize`, params, {
       schema: UpidSchema,
       logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
       idempotent: false,
       verifyEffect: this.taskEffect(node, "resize", vmid, this.since(), opts.logger),
     });
@@ -542,7 +561,13 @@ export class LxcApi {
 
   /** DELETE …/snapshot/{name} → vzdelsnapshot UPID (null if already gone after a lost answer). */
   deleteSnapshot(node: string, vmid: number, snapname: string, params: { force?: boolean } = {}, opts: CallOpts = {}): Promise<string | null> {
-    return this.client.delete(`${this.base(node, vmid)}/snapshot/${enc(snapname)}`, params, { schema: UpidOrNull, logger: opts.logger });
+    return this.client.delete(`${this.base(node, vmid)}/snapshot/${enc(snapname)}`, params, {
+      schema: UpidOrNull,
+      logger: opts.logger,
+      retryBudgetMs: retryBudget(opts),
+      // After a worker-start failure: done if the snapshot is gone already.
+      verifyEffect: async () => !(await this.listSnapshots(node, vmid, opts)).some((s) => s.name === snapname),
+    });
   }
   async deleteSnapshotAndWait(node: string, vmid: number, snapname: string, params: { force?: boolean } = {}, opts: WaitCallOpts = {}) {
     return this.runTask(() => this.deleteSnapshot(node, vmid, snapname, params, opts), opts);

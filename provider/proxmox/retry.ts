@@ -1,5 +1,5 @@
 /**
- * Retry rules of the client, in one place. Written as a small own loop in client.ts
+ * Retry rules of the client, in one place. Written as a small own loop in transport-call.ts
  * rather than with axios-retry because the rules depend on things axios-retry cannot see:
  * whether a POST may already have acted (then `verifyEffect` decides, it is never blindly
  * repeated), PVE's lock-contention messages (a 500 whose text says nothing happened and
@@ -16,6 +16,12 @@
  * - Lock contention (`CT is locked (…)`, `can't lock file … got timeout`, BEHAVIOR.md
  *   4.12) on writes: the server checked before acting, so a retry is always safe; retried
  *   until `lockWaitMs` (default 60 s) has passed.
+ * - Worker-start failures (`got no worker upid - start worker failed`, `unable to fork
+ *   worker`, … — pve-common RESTEnvironment::fork_worker): PVE forked a task worker, never
+ *   heard back from it and killed it before it ran, so nothing was done. Any method is sent
+ *   again with backoff until the call's retry budget (the operation's timeout, else
+ *   `workerStartWaitMs`) is spent — after the call's `verifyEffect`, if it has one, says the
+ *   effect is not there. Each such retry is logged at warn level.
  */
 
 export const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);
@@ -31,6 +37,8 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** How long writes wait out lock contention. */
   lockWaitMs: number;
+  /** How long a call whose worker failed to start is sent again (unless the call sets a budget). */
+  workerStartWaitMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
@@ -39,7 +47,32 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   baseDelayMs: 100,
   maxDelayMs: 5000,
   lockWaitMs: 60_000,
+  workerStartWaitMs: 5 * 60_000,
 };
+
+/**
+ * PVE's answers when it could not start a task worker (pve-common RESTEnvironment.pm
+ * fork_worker; HTTP 500, the text as status reason and `message`). The worker never ran:
+ * the server demonstrably did nothing, so the call may be sent again.
+ */
+export const WORKER_NOT_STARTED_RES = [
+  /got no worker upid - start worker failed/,
+  /starting worker failed: /,
+  /got strange worker upid .* - start worker failed/,
+  /unable to fork worker - /,
+];
+
+/** Is this HTTP answer a worker-start failure (nothing done)? */
+export function workerNotStarted(status: number, message: string | undefined): boolean {
+  return status >= 500 && status < 600 && WORKER_NOT_STARTED_RES.some((r) => r.test(message ?? ""));
+}
+
+/**
+ * The task-list status of a worker that was registered but killed before it wrote a
+ * line (PVE::Tools::upid_read_status on an empty or missing log): such a task did nothing
+ * and must not be taken for the effect of a call.
+ */
+export const NEVER_RAN_TASK_STATUS = /^unable to (read tail \(got 0 bytes\)|open file - )/;
 
 /** "Equal jitter" exponential backoff: half fixed, half random, capped. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {

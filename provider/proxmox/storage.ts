@@ -104,7 +104,12 @@ export class StorageApi {
   deleteVolume(node: string, volid: string, params: { delay?: number } = {}, opts: CallOpts = {}): Promise<string | null> {
     const storage = volid.split(":")[0];
     // {volume} takes the rest of the path; slashes stay raw (BEHAVIOR.md 1.1).
-    return this.client.delete(`/nodes/${enc(node)}/storage/${enc(storage)}/content/${volid}`, params, { schema: z.string().nullable(), logger: opts.logger });
+    return this.client.delete(`/nodes/${enc(node)}/storage/${enc(storage)}/content/${volid}`, params, {
+      schema: z.string().nullable(),
+      logger: opts.logger,
+      // After a worker-start failure: done if the volume is gone already.
+      verifyEffect: async () => !(await this.findVolume(node, volid, opts)),
+    });
   }
   async deleteVolumeAndWait(node: string, volid: string, opts: WaitCallOpts = {}): Promise<TaskResult | null> {
     const upid = await this.deleteVolume(node, volid, {}, opts);

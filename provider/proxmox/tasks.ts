@@ -16,7 +16,7 @@ import type { Logger } from "../logging";
 import { zInt, zStr } from "./coerce";
 import { PveTaskFailedError, PveTaskTimeoutError } from "./errors";
 import { exitStatusIsOk, parseUpid } from "./upid";
-import { sleep } from "./retry";
+import { NEVER_RAN_TASK_STATUS, sleep } from "./retry";
 
 export const TaskStatusSchema = z
   .object({
@@ -121,6 +121,8 @@ export class TasksApi {
     const items = await this.list(node, { source: "all", typefilter: q.type, vmid: numericId, since: q.sinceSec, limit: 100 }, logger);
     const hits = items
       .filter((t) => t.type === q.type && (q.id === undefined || String(t.id ?? "") === String(q.id)) && t.starttime >= q.sinceSec)
+      // A worker killed before it ran (worker-start failure, retry.ts) is listed too; it did nothing.
+      .filter((t) => !NEVER_RAN_TASK_STATUS.test(t.status ?? ""))
       .filter((t) => {
         try {
           return parseUpid(t.upid).user === me;

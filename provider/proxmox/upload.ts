@@ -28,7 +28,7 @@ import * as https from "node:https";
 import type { PveClient } from "./client";
 import { metrics, scrubSecrets, type Logger } from "../logging";
 import { errorFromResponse, PveApiError, PveConnectionError, PveTlsError, PveValidationError } from "./errors";
-import { backoffDelay, RETRY_STATUSES, sleep, transportKind } from "./retry";
+import { backoffDelay, RETRY_STATUSES, sleep, transportKind, workerNotStarted } from "./retry";
 import type { TaskResult, WaitOptions } from "./tasks";
 import { wirePath } from "./encode";
 import { isUpid } from "./upid";
@@ -149,6 +149,7 @@ export async function uploadFile(client: PveClient, o: UploadOptions): Promise<U
   const sinceSec = Math.floor(client.serverNow() / 1000) - 2;
   let reauthed = false;
   let ambiguous = false;
+  let workerRetries = 0;
   let lastErr: Error | undefined;
   let totalOut = 0;
 
@@ -235,10 +236,20 @@ export async function uploadFile(client: PveClient, o: UploadOptions): Promise<U
       attempt--;
       continue;
     }
-    if (RETRY_STATUSES.has(res.status)) {
+    // Gateway errors (may have landed) and worker-start failures (nothing done, retry.ts):
+    // look for the volume, then send again.
+    if (RETRY_STATUSES.has(res.status) || workerNotStarted(res.status, init.pveMessage)) {
+      if (!RETRY_STATUSES.has(res.status)) {
+        log.warn({ attempt, why: `HTTP ${res.status}: ${String(init.pveMessage).trim()}` }, `Proxmox VE did not start the task for POST ${apiPath}; sending it again`);
+        // Nothing was done: such attempts do not count, within the wait's timeout.
+        if (Date.now() - started < (o.waitOptions?.timeoutMs ?? client.retryPolicy.workerStartWaitMs)) {
+          attempt--;
+          workerRetries++;
+        }
+      }
       lastErr = errorFromResponse(init, auth.principal);
       ambiguous = true;
-      await sleep(backoffDelay(attempt, 200, 5000));
+      await sleep(backoffDelay(attempt + workerRetries, 200, 5000));
       continue;
     }
     record(template, res.status, started, text.length, totalOut, attempt - 1);

@@ -87,6 +87,48 @@ export function partialFailure(err: unknown, id: string, properties: Record<stri
   return e;
 }
 
+/**
+ * The dynamic provider host (@pulumi/pulumi cmd/dynamic-provider) prints
+ * `${err}: ${err.stack}` to stderr when check, diff, read or delete fail, and then hands the
+ * error to the engine, which shows its message as the resource's error: the user saw every
+ * failed delete twice, once with our stack trace (issue 19). The errors we throw are shaped
+ * for the user already (typed message, no secrets), so that echo of exactly them is dropped;
+ * anything else the host prints still goes through.
+ */
+const hostEchoes = new Set<string>();
+let echoFilterInstalled = false;
+
+function dropHostEcho(err: Error): void {
+  if (!echoFilterInstalled) {
+    echoFilterInstalled = true;
+    const original = console.error.bind(console);
+    console.error = (...args: unknown[]) => {
+      if (args.length === 1 && typeof args[0] === "string" && hostEchoes.delete(args[0])) return;
+      original(...args);
+    };
+  }
+  hostEchoes.add(`${err}: ${err.stack}`);
+  // Create and update errors are not echoed; forget ours after a while so the set stays small.
+  setTimeout(() => hostEchoes.delete(`${err}: ${err.stack}`), 60_000).unref();
+}
+
+/** The error a failed operation hands to the engine: the message only, no stack frames, nothing secret. */
+function userFacingError(err: unknown, message: string): Error & PartialFailure {
+  const clean = new Error(message) as Error & PartialFailure;
+  clean.name = (err as Error)?.name ?? "Error";
+  clean.stack = `${clean.name}: ${message}`;
+  // Keep the "created but failed to initialise" details: the engine then records the
+  // resource in state instead of leaving an orphan behind (see PartialFailure).
+  const partial = err as PartialFailure;
+  if (partial?.id) {
+    clean.id = partial.id;
+    clean.properties = partial.properties;
+    clean.reasons = partial.reasons?.map(scrubSecrets);
+  }
+  dropHostEcho(clean);
+  return clean;
+}
+
 export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationContext) => Promise<T>): Promise<T> {
   const cfg = getProviderConfig();
   ensureLogging(cfg);
@@ -124,17 +166,7 @@ export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationCo
     const message = scrubSecrets(err instanceof Error ? err.message : String(err));
     log.error({ durationMs, err: { type: (err as Error)?.name, message } }, "operation failed");
     // A fresh Error: the original may carry request objects with credentials in them.
-    const clean = new Error(message) as Error & PartialFailure;
-    clean.name = (err as Error)?.name ?? "Error";
-    // Keep the "created but failed to initialise" details: the engine then records the
-    // resource in state instead of leaving an orphan behind (see PartialFailure).
-    const partial = err as PartialFailure;
-    if (partial?.id) {
-      clean.id = partial.id;
-      clean.properties = partial.properties;
-      clean.reasons = partial.reasons?.map(scrubSecrets);
-    }
-    throw clean;
+    throw userFacingError(err, message);
   } finally {
     if (cfg.metricsFile) {
       await metrics.writeFile(cfg.metricsFile).catch((e: Error) => log.warn({ err: e.message }, "could not write the metrics file"));

@@ -17,7 +17,7 @@ import { FAULTS, OPERATIONS, printTable, viaCli, type Row } from "./matrix";
 import { runRow, type Env } from "./scenarios";
 import { tarGz, useSandbox } from "./world";
 
-const MUST_SURVIVE = new Set(["reset-before", "reset-after", "502", "503", "596", "ticket-expires"]);
+const MUST_SURVIVE = new Set(["reset-before", "reset-after", "502", "503", "596", "no-worker", "ticket-expires"]);
 
 describe("resilience: fault matrix (in process, every row)", function () {
   this.timeout(10 * 60 * 1000);

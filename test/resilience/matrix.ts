@@ -5,7 +5,7 @@
  */
 import type { FaultSpec } from "../../sandbox";
 
-export const FAULTS = ["reset-before", "reset-after", "502", "503", "596", "task-fails", "lock-held", "ticket-expires", "task-timeout"] as const;
+export const FAULTS = ["reset-before", "reset-after", "502", "503", "596", "no-worker", "task-fails", "lock-held", "ticket-expires", "task-timeout"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export const OPERATIONS = ["create", "update", "migrate", "snapshot", "upload", "delete"] as const;
@@ -21,22 +21,35 @@ export interface OpTarget {
   timeoutKey: string;
   /** Why a held lock does not apply, when it does not. */
   noLock?: string;
+  /**
+   * Every worker-starting request the operation sends (`METHOD template`): a `no-worker`
+   * fault (PVE's `got no worker upid - start worker failed`) hits the first of each.
+   */
+  workers: string[];
 }
 
 export const TARGETS: Record<Operation, OpTarget> = {
   create: {
     method: "POST", path: "/nodes/{node}/lxc", task: "vzcreate", timeoutKey: "create",
+    workers: ["POST /nodes/{node}/lxc", "POST /nodes/{node}/lxc/{vmid}/status/start"],
     noLock: "no lock can be held on a CT that does not exist yet (the new vmid is locked by the create itself)",
   },
   // Update = live memory change (PUT config, synchronous) + rootfs growth (resize task).
-  update: { method: "PUT", path: "/nodes/{node}/lxc/{vmid}/config", task: "resize", timeoutKey: "update" },
-  migrate: { method: "POST", path: "/nodes/{node}/lxc/{vmid}/migrate", task: "vzmigrate", timeoutKey: "migrate" },
-  snapshot: { method: "POST", path: "/nodes/{node}/lxc/{vmid}/snapshot", task: "vzsnapshot", timeoutKey: "create" },
+  update: { method: "PUT", path: "/nodes/{node}/lxc/{vmid}/config", task: "resize", timeoutKey: "update", workers: ["PUT /nodes/{node}/lxc/{vmid}/resize"] },
+  migrate: {
+    method: "POST", path: "/nodes/{node}/lxc/{vmid}/migrate", task: "vzmigrate", timeoutKey: "migrate",
+    workers: ["POST /nodes/{node}/lxc/{vmid}/migrate", "POST /nodes/{node}/lxc/{vmid}/status/shutdown", "POST /nodes/{node}/lxc/{vmid}/status/stop", "POST /nodes/{node}/lxc/{vmid}/status/start"],
+  },
+  snapshot: { method: "POST", path: "/nodes/{node}/lxc/{vmid}/snapshot", task: "vzsnapshot", timeoutKey: "create", workers: ["POST /nodes/{node}/lxc/{vmid}/snapshot"] },
   upload: {
     method: "POST", path: "/nodes/{node}/storage/{storage}/upload", task: "imgcopy", timeoutKey: "create",
     noLock: "an upload takes no guest lock (PVE locks nothing a test could hold)",
+    workers: ["POST /nodes/{node}/storage/{storage}/upload"],
   },
-  delete: { method: "DELETE", path: "/nodes/{node}/lxc/{vmid}", task: "vzdestroy", timeoutKey: "delete" },
+  delete: {
+    method: "DELETE", path: "/nodes/{node}/lxc/{vmid}", task: "vzdestroy", timeoutKey: "delete",
+    workers: ["POST /nodes/{node}/lxc/{vmid}/status/stop", "POST /nodes/{node}/lxc/{vmid}/status/shutdown", "DELETE /nodes/{node}/lxc/{vmid}"],
+  },
 };
 
 export const counterKey = (t: OpTarget) => `${t.method} ${t.path}`;
@@ -54,6 +67,18 @@ export function faultSpec(fault: Fault, t: OpTarget): FaultSpec | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The `no-worker` faults: each worker-starting request of the operation fails once the way
+ * PVE does when it cannot start the worker; the killed worker is listed under `user` (the
+ * client's own principal, so the client must not take it for its call's effect).
+ */
+export function noWorkerSpecs(t: OpTarget, user: string): FaultSpec[] {
+  return t.workers.map((w) => {
+    const [method, path] = w.split(" ");
+    return { method, path, action: "no-worker", user };
+  });
 }
 
 /** The injected task failure text (the error must carry it to the user). */

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import type { SandboxHandle } from "../../sandbox";
 import type { PveClient } from "../../provider/proxmox/client";
 import { Engine, checkReality, useSandbox, volidOf, waitForRequest, sleep, type Res } from "./world";
-import { TARGETS, TASK_FAILURE, clearMessage, counterKey, faultSpec, type Fault, type Operation, type Row } from "./matrix";
+import { TARGETS, TASK_FAILURE, clearMessage, counterKey, faultSpec, noWorkerSpecs, type Fault, type Operation, type Row } from "./matrix";
 
 export const IN_PROCESS_LOCK_WAIT_MS = 1500;
 const LOCK_HOLD_S = 3;
@@ -101,6 +101,7 @@ export async function runRow(env: Env, op: Operation, fault: Fault, tag: string)
     const spec = faultSpec(fault, t);
     let background: Promise<unknown> = Promise.resolve();
     if (spec) await sb.admin.addFault(spec);
+    if (fault === "no-worker") for (const s of noWorkerSpecs(t, client.principal.id)) await sb.admin.addFault(s);
     if (fault === "task-fails") await sb.admin.failTask({ type: t.task, vmid: p.vmid?.(engine), exitstatus: TASK_FAILURE(t.task) });
     if (fault === "lock-held") await sb.admin.holdLock(p.vmid!(engine), "backup", LOCK_HOLD_S);
     if (fault === "task-timeout") await sb.admin.setTaskDuration({ [t.task]: SLOW_TASK_MS });

@@ -19,6 +19,7 @@ import { checkInputs, InputError, parseInputs, unknownPaths } from "../validatio
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
+import { vmidAllocator } from "../../proxmox/vmids";
 import { PveTaskTimeoutError } from "../../proxmox/errors";
 import { parseUpid } from "../../proxmox/upid";
 import { sizeBytes } from "./args";
@@ -242,6 +243,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       ({ vmid } = await client.lxc.createContainer({
         node: a.node,
         vmid: a.vmid,
+        vmids: vmidAllocator(client), // one allocator per run: no nextid collisions inside it
         config: createParams(a),
         waitOptions: { timeoutMs: timeoutMs(a, "create") },
         logger: ctx.log,
