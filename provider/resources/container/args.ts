@@ -249,6 +249,8 @@ export const containerArgsSchema = z
     safetySnapshot: z.boolean().optional(),
     /** Set by the SDK: the Pulumi resource name, for logs. */
     resourceName: z.string().optional(),
+    /** Set by the SDK: inputs taken from the template's image (OciImage), which follow `template`. */
+    fromTemplate: z.array(z.enum(["entrypoint", "env"])).optional(),
   })
   .strict()
   .superRefine((a, ctx) => {

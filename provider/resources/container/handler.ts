@@ -15,7 +15,7 @@ import { assertBridgesExist } from "./bridges";
 import { migrationStorageMap, remainingMoves } from "./migration";
 import { versionProblems, type ServerRelease } from "./versions";
 import { ADDRESS_FIELDS, AddressesRequiredError, currentAddresses, emptyAddresses, waitForAddresses, waitsNow } from "./addresses";
-import { checkInputs, InputError, parseInputs, unknownPaths } from "../validation";
+import { checkInputs, hideSecretValues, parseInputs, unknownPaths, InputError } from "../validation";
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -103,10 +103,14 @@ function parse(inputs: unknown): ContainerArgs {
 
 // ---------------------------------------------------------------------------------------
 
+/** Inputs stored as secrets (sdk/container.ts): a check failure must not name them. */
+const SECRET_INPUTS = ["password"];
+
 async function check(olds: Record<string, unknown>, news: Record<string, unknown>) {
   return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async (ctx) => {
     const release = usesVersionedInputs(news) ? await serverRelease(ctx) : undefined;
-    return checkInputs(TYPE, containerArgsSchema, news, (a) => [...rootOnlyFailures(a, olds ?? {}), ...(release ? versionProblems(a, release) : [])]);
+    const outcome = checkInputs(TYPE, containerArgsSchema, news, (a) => [...rootOnlyFailures(a, olds ?? {}), ...(release ? versionProblems(a, release) : [])]);
+    return hideSecretValues(outcome, SECRET_INPUTS);
   });
 }
 
@@ -143,22 +147,54 @@ async function assertSendable(client: PveClient, a: ContainerArgs, olds: Record<
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
   return runOperation({ resourceType: TYPE, operation: "diff", resourceName: news.resourceName as string, node: olds.node as string, vmid: olds.vmid as number }, async () => {
-    if (unknownPaths(news).length) {
-      // Preview with values not known yet: anything unknown may change; replace fields may replace.
-      const changed = Object.keys({ ...olds, ...news }).filter(
-        (k) => !(COMPUTED as readonly string[]).includes(k) && JSON.stringify(canonical(olds[k])) !== JSON.stringify(canonical(news[k])) && !(k === "vmid" && news.vmid === undefined),
-      );
-      const replaces = changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k));
-      return { changes: changed.length > 0, replaces, deleteBeforeReplace: news.vmid !== undefined };
-    }
-    const next = parse(news);
-    const plan = planChanges(previousArgs(olds, next), next, {
-      volids: (olds.volids as Record<string, string>) ?? {},
-      hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
-    });
+    const verdict = classify(olds, news);
     // A fixed vmid cannot exist twice: the old CT must go before the new one is created.
-    return { changes: plan.changed.length > 0, replaces: plan.replaces, deleteBeforeReplace: next.vmid !== undefined };
+    return { changes: verdict.changed.length > 0, replaces: verdict.replaces, deleteBeforeReplace: news.vmid !== undefined };
   });
+}
+
+/**
+ * What `update` will do, as the engine needs it: changed inputs and the replace reasons.
+ * During a preview some inputs may be unknown (outputs of resources changed in the same
+ * run). Those are classified by what they are, never by comparing raw text: the known
+ * inputs are planned exactly as `update` plans them (defaults applied), with each unknown
+ * top-level input standing in at its previous value; an unknown input then counts as a
+ * change, and as a replace only when it is itself a replace field (vmid, unprivileged,
+ * template), whose value may really change.
+ */
+export function classify(olds: Record<string, unknown>, news: Record<string, unknown>): { changed: string[]; replaces: string[] } {
+  const unknownTop = [...new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]))];
+  // The image's entrypoint/env (sdk: `template: anOciImage`) are unknown while the OciImage
+  // is updated in place (credentials, timeouts); they follow the stored template, so with
+  // the same known template they are the values recorded before.
+  const sameTemplate = !unknownTop.includes("template") && news.template === olds.template;
+  const followsTemplate = (k: string) => sameTemplate && Array.isArray(news.fromTemplate) && news.fromTemplate.includes(k);
+  const unknown = unknownTop.filter((k) => !followsTemplate(k));
+  const candidate: Record<string, unknown> = { ...news };
+  for (const k of unknownTop) {
+    if (olds[k] === undefined || (COMPUTED as readonly string[]).includes(k)) delete candidate[k];
+    else candidate[k] = olds[k];
+  }
+  let next: ContainerArgs;
+  try {
+    next = parse(candidate);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    // A recorded value that does not parse as an input (state of an older version): judge
+    // by the raw values; an unknown or differing replace field may replace.
+    const differs = (k: string) => unknown.includes(k) || (news[k] !== undefined && JSON.stringify(canonical(news[k])) !== JSON.stringify(canonical(olds[k])));
+    const changed = Object.keys(news).filter(differs).sort();
+    return { changed, replaces: changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k)) };
+  }
+  const plan = planChanges(previousArgs(olds, next), next, {
+    volids: (olds.volids as Record<string, string>) ?? {},
+    hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
+  });
+  const replaceField = (k: string) => (REPLACE_FIELDS as readonly string[]).includes(k);
+  return {
+    changed: [...new Set([...plan.changed, ...unknown])].sort(),
+    replaces: [...new Set([...plan.replaces, ...unknown.filter(replaceField)])].sort(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -188,7 +224,7 @@ async function readOutputs(
   vmid: number,
   node: string,
   ctx: OperationContext,
-  known: { pool?: string; status?: "running" | "stopped" } = {},
+  known: { pool?: string | null; status?: "running" | "stopped" } = {},
   wait: boolean | number = false,
 ): Promise<ContainerOutputs> {
   const cfg = await client.lxc.getConfig(node, vmid, { current: true });
@@ -196,7 +232,9 @@ async function readOutputs(
   const status = st.status;
   const observed = fromPveConfig(cfg);
   const running = status === "running";
-  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool: known.pool ?? declared.pool });
+  // `pool: null`: the caller looked it up and the CT is in no pool.
+  const pool = known.pool === null ? undefined : (known.pool ?? declared.pool);
+  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool });
   const outs = (a: { ipv4: Record<string, string[]>; ipv6: Record<string, string[]> }) =>
     stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ...a });
   if (!Object.keys(observed.hwaddrs).length) return outs(emptyAddresses());
@@ -370,13 +408,37 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     const run = () => execute(client, vmid, where.node, a, plan, ctx);
     const began = Date.now();
     const safety = { startMs: timeoutMs(a, "start"), lockMs: timeoutMs(a, "update") };
-    await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, safety, run) : run());
+    try {
+      await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, safety, run) : run());
+    } catch (e) {
+      throw await withAppliedState(e, client, vmid, a, ctx);
+    }
     return { outs: await readOutputs(client, a, vmid, a.node, ctx, {}, addressWait(plan, began)) };
   });
 }
 
 /** An update waits for addresses if it changed what they depend on, or (re)started the CT. */
 const addressWait = (plan: ChangePlan, began: number) => plan.changed.some((k) => (ADDRESS_FIELDS as readonly string[]).includes(k)) || began;
+
+/**
+ * An update that failed part-way (disks grown, then the config PUT refused; a migration
+ * done, then a start that failed) has changed the CT. Report what it is now as the
+ * resource's outputs (the engine stores them with the error), so the next preview
+ * compares with reality instead of the state before this update. Addresses are read as
+ * they are, without waiting.
+ */
+async function withAppliedState(err: unknown, client: PveClient, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<unknown> {
+  try {
+    const where = await locate(client, vmid);
+    if (!where) return err;
+    const outs = await readOutputs(client, a, vmid, where.node, ctx, { pool: where.pool ?? null });
+    ctx.log.warn("update failed part-way; the state records what was applied");
+    return partialFailure(err, String(vmid), outs as unknown as Record<string, unknown>);
+  } catch (readErr) {
+    ctx.log.warn({ err: (readErr as Error).message }, "could not read the container after a failed update; the state keeps its previous outputs");
+    return err;
+  }
+}
 
 /** Carry out a plan. Order matters: see the header comment. */
 async function execute(client: PveClient, vmid: number, startNode: string, a: ContainerArgs, plan: ChangePlan, ctx: OperationContext): Promise<void> {
@@ -385,6 +447,11 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
     ctx.log.warn({ fields: plan.createOnlyChanged }, `${plan.createOnlyChanged.join(", ")} only apply when a container is created; change them inside the container`);
   }
   const isRunning = async () => (await client.lxc.status(node, vmid)).status === "running";
+  const protection = plan.protection;
+  if (protection?.first || protection?.firstDelete) {
+    ctx.log.info("clearing protection before changing volumes (Proxmox refuses volume changes while it is set)");
+    await client.lxc.updateConfig(node, vmid, { set: protection.first ?? {}, delete: protection.firstDelete ?? [] });
+  }
 
   if (node !== a.node) {
     const running = await isRunning();
@@ -439,6 +506,7 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
       await client.lxc.updateConfig(node, vmid, { set, delete: plan.delete, digest: cfg.digest });
     }
   }
+  if (protection?.last) await client.lxc.updateConfig(node, vmid, { set: protection.last, delete: [] });
 
   if (await isRunning()) {
     const pending = (await client.lxc.pending(node, vmid)).filter((p) => p.key !== "digest" && (p.pending !== undefined || p.delete !== undefined));

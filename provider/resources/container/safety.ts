@@ -9,7 +9,7 @@ import type { OperationContext } from "../operation";
 import type { ChangePlan } from "./plan";
 
 /** Changes PVE applies live on a running CT (BEHAVIOR.md 1.4): no restart, no disk work. */
-const LIVE_KEYS = /^(description|onboot|startup|protection|hostname|hookscript|cores|tags|cpulimit|cpuunits|memory|swap|net\d+)$/;
+export const LIVE_KEYS = /^(description|onboot|startup|protection|hostname|hookscript|cores|tags|cpulimit|cpuunits|memory|swap|net\d+)$/;
 
 export function isRisky(plan: ChangePlan): boolean {
   if (plan.diskResizes.length || plan.diskRewrites.length || plan.power === "stop") return true;

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { ociImageArgsSchema, type OciImageArgs } from "./args";
-import { checkInputs, parseInputs } from "../validation";
+import { checkInputs, hideSecretValues, parseInputs, unknownPaths } from "../validation";
 import { runOperation, type OperationContext } from "../operation";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -129,8 +129,10 @@ function metadataOutputs(meta: ImageMetadata | undefined, appContainers: boolean
   const app = appContainers && words.length > 0 && !words[0].startsWith("/sbin/init");
   return {
     imageConfig,
-    ...(app ? { entrypoint: shellJoin(words) } : {}),
-    ...(app && imageConfig.env.length ? { env: envRecord(imageConfig.env) } : {}),
+    // Always present ("" / {} when PVE sets none): a missing output is unknown in every
+    // preview, and a Container using it would preview a change `up` does not make.
+    entrypoint: app ? shellJoin(words) : "",
+    env: app && imageConfig.env.length ? envRecord(imageConfig.env) : {},
     ...(imageConfig.workdir ? { workdir: imageConfig.workdir } : {}),
     ...(imageConfig.user ? { user: imageConfig.user } : {}),
   };
@@ -138,18 +140,29 @@ function metadataOutputs(meta: ImageMetadata | undefined, appContainers: boolean
 
 async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
   return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, ociImageArgsSchema, news, (a) => {
-      const src = parseSource(a.source);
-      const local = src.transport === "oci" ? src.dir : src.transport === "docker" ? undefined : src.file;
-      if (local && !fs.existsSync(local)) return [{ field: "source", message: `'${local}' does not exist on this machine (local sources are read by the provider)` }];
-      return [];
-    }),
+    // credentials is stored as a secret (sdk/oci-image.ts): its failures must not carry it.
+    hideSecretValues(
+      checkInputs(TYPE, ociImageArgsSchema, news, (a) => {
+        const src = parseSource(a.source);
+        const local = src.transport === "oci" ? src.dir : src.transport === "docker" ? undefined : src.file;
+        if (local && !fs.existsSync(local)) return [{ field: "source", message: `'${local}' does not exist on this machine (local sources are read by the provider)` }];
+        return [];
+      }),
+      ["credentials"],
+    ),
   );
 }
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
   return runOperation({ resourceType: TYPE, operation: "diff", resourceName: news.resourceName as string }, async () => {
-    const same = (k: string) => JSON.stringify(olds[k] ?? null) === JSON.stringify(news[k] ?? null);
+    // Unknown inputs (preview) may change; the known ones are compared with their defaults
+    // applied (check leaves inputs raw while any is unknown), or a defaulted `storage` would
+    // read as a change and preview a replace that `up` does not do (test/e2e/preview-truth).
+    const unknown = new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]));
+    const candidate: Record<string, unknown> = { ...news };
+    for (const k of unknown) olds[k] === undefined ? delete candidate[k] : (candidate[k] = olds[k]);
+    const known = unknown.size ? (parseInputs(TYPE, ociImageArgsSchema, candidate) as Record<string, unknown>) : news;
+    const same = (k: string) => !unknown.has(k) && JSON.stringify(olds[k] ?? null) === JSON.stringify(known[k] ?? null);
     const inputKeys = Object.keys(ociImageArgsSchema._def.schema.shape);
     const changed = inputKeys.filter((k) => !same(k));
     const replaces: string[] = changed.filter((k) => (REPLACE_ON as readonly string[]).includes(k));
@@ -271,7 +284,7 @@ async function read(id: string, props: Record<string, unknown>): Promise<pulumi.
     } catch (e) {
       ctx.log.warn({ err: (e as Error).message }, "could not check the image for a newer digest");
     }
-    return { id, props: { ...props, size: item.size ?? o.size, latestDigest } };
+    return { id, props: { entrypoint: "", env: {}, ...props, size: item.size ?? o.size, latestDigest } };
   });
 }
 
