@@ -236,7 +236,7 @@ describe("Container clone, template conversion and restore (in process, against 
     expect(both).to.match(/template: template, clone are mutually exclusive/);
     expect(both).to.match(/clone: template, clone are mutually exclusive/);
     expect(await reasons({ node: "pve1", template: "local:backup/vzdump-lxc-100-2026_01_01-00_00_00.tar.zst", rootfs: { storage: "local-lvm", size: "2G" } })).to.match(
-      /template: .* is a backup volume.*restore: \{ backup: "local:backup\/vzdump-lxc-100/,
+      /template: .* is a backup archive, not a CT template.*restore: \{ backup: "local:backup\/vzdump-lxc-100/,
     );
     expect(await reasons({ node: "pve1", clone: { source: 100 }, password: "secret-1" })).to.match(/password: cannot be set with clone/);
     expect(await reasons({ node: "pve1", clone: { source: 100, full: false, storage: "local-lvm" } })).to.match(/clone\.storage: only applies to a full clone/);

@@ -58,8 +58,6 @@ interface OriginFields {
   sshPublicKeys?: string;
 }
 
-const BACKUP_VOLID = /^[^:]+:backup\//i;
-
 /** The cross-field rules of template / clone / restore / adopt (called from args.ts superRefine). */
 export function originRules(a: OriginFields, ctx: z.RefinementCtx): void {
   const issue = (path: Array<string | number>, message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
@@ -70,9 +68,6 @@ export function originRules(a: OriginFields, ctx: z.RefinementCtx): void {
   if (a.adopt && (a.clone || a.restore)) issue([a.clone ? "clone" : "restore"], "cannot be combined with adopt: true (adopt takes over an existing container as it is)");
   if (!a.adopt && set.length === 0) {
     issue(["template"], "is required to create a container (a template volume ID, or a Template/OciImage resource); or set clone (another container), restore (a backup), or adopt: true with vmid to take over an existing CT");
-  }
-  if (a.template !== undefined && BACKUP_VOLID.test(a.template)) {
-    issue(["template"], `'${a.template}' is a backup volume, not a CT template; to create a container from a backup use restore: { backup: "${a.template}" }`);
   }
   const from = a.clone ? "clone" : a.restore ? "restore" : undefined;
   if (from) {

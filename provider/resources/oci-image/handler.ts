@@ -12,6 +12,7 @@ import { checkInputs, hideSecretValues, parseInputs, unknownPaths } from "../val
 import { runOperation, type OperationContext } from "../operation";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
+import { shellJoin } from "../../proxmox/shellQuote";
 import { buildTemplate, resolveImage, type ImageOptions, type ImageMetadata } from "../../oci";
 import { parseSource, type ImageSource } from "../../oci/source";
 import { formatReference } from "../../oci/reference";
@@ -40,11 +41,6 @@ export interface OciImageOutputs extends OciImageArgs {
   env?: Record<string, string>;
   workdir?: string;
   user?: string;
-}
-
-/** Shell-quote like PVE's `PVE::Tools::cmd_to_string`, which PVE uses for `entrypoint`. */
-export function shellJoin(words: string[]): string {
-  return words.map((w) => (/^[A-Za-z0-9_\-.,:/@%+=]+$/.test(w) ? w : `'${w.replace(/'/g, `'"'"'`)}'`)).join(" ");
 }
 
 function envRecord(env: string[]): Record<string, string> {
