@@ -100,7 +100,7 @@ export interface CloneSource {
 export interface ContainerCloneArgs {
   /** The CT or CT template to clone: a Container resource, or its vmid. */
   source: CloneSource | In<number>;
-  /** The source's node; default: the source Container's node, or wherever the vmid is. */
+  /** The source's node; default: wherever the source is (found through /cluster/resources). A change alone replaces nothing. */
   node?: In<string>;
   /** Clone the state of this snapshot of the source. */
   snapshot?: In<string>;
@@ -206,7 +206,8 @@ function cloneProps(c: ContainerCloneArgs): Record<string, unknown> {
   const { source, ...rest } = c;
   if (!isResourceLike(source, "node")) return { ...rest, source };
   // The id, not the vmid output: a source that is only updated keeps a known id in a preview.
-  const out: Record<string, unknown> = { ...rest, source: (source.id as pulumi.Output<string>).apply((id) => Number(id)), node: c.node ?? source.node };
+  // Not its node: the provider finds the source wherever it is, so a migrated source is no change.
+  const out: Record<string, unknown> = { ...rest, source: (source.id as pulumi.Output<string>).apply((id) => Number(id)) };
   if (declaredIsTemplate.has(source)) out.sourceIsTemplate = declaredIsTemplate.get(source) ?? false;
   return out;
 }

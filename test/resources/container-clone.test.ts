@@ -126,6 +126,9 @@ describe("Container clone, template conversion and restore (in process, against 
     expect(Number((await client.lxc.getConfig("pve1", Number(clones[0].id), { current: true })).memory)).to.equal(1024);
     const other = await handler.diff!(clones[1].id, clones[1].outs, await checked({ ...cloneArgs(1), clone: { source: 999, node: "pve1" } }));
     expect(other.replaces).to.deep.equal(["clone"]);
+    // clone.node only says where the source is (e.g. after it migrated): no replacement.
+    const moved = await handler.diff!(clones[1].id, clones[1].outs, await checked({ ...cloneArgs(1), clone: { source: tplVmid, node: "pve2" } }));
+    expect(moved.replaces ?? []).to.deep.equal([]);
     // A later conversion of the source does not touch its clones (the hint never reaches the state).
     expect(JSON.stringify(clones[1].outs)).to.not.include("sourceIsTemplate");
     await Promise.all(clones.map((c, i) => handler.delete!(c.id, i === 0 ? step.outs : c.outs)));

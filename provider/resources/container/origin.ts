@@ -121,3 +121,16 @@ export function effectiveArgs<T extends { unprivileged?: boolean; isTemplate?: b
 export function templateReplaces(prev: unknown, next: unknown): boolean {
   return prev === true && next !== true;
 }
+
+/** Whether a clone's source changed: `clone.node` only locates the source, so it alone is no change of it. */
+export function cloneSourceChanged(prev: CloneArgs | undefined, next: CloneArgs | undefined): boolean {
+  const id = (c: CloneArgs | undefined) =>
+    c
+      ? JSON.stringify(
+          Object.entries(c)
+            .filter(([k, v]) => v !== undefined && k !== "node" && k !== "sourceIsTemplate")
+            .sort(([x], [y]) => (x < y ? -1 : 1)),
+        )
+      : undefined;
+  return id(prev) !== id(next);
+}

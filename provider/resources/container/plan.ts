@@ -8,7 +8,7 @@
 import { sizeBytes, type ContainerArgs, type MountPoint } from "./args";
 import { mountPointString, rootfsString, toPveKeys, networkString, type PveConfig } from "./pveConfig";
 import { assignSlots } from "./args";
-import { templateReplaces } from "./origin";
+import { cloneSourceChanged, templateReplaces } from "./origin";
 
 /** Fields whose change replaces the container (a new CT; data in the old one is gone). */
 export const REPLACE_FIELDS = ["vmid", "unprivileged", "template", "clone", "restore"] as const;
@@ -117,6 +117,7 @@ export function planChanges(
   for (const f of REPLACE_FIELDS) {
     // An allocated vmid is not an input change: only a user-set vmid that differs replaces.
     if (f === "vmid" && next.vmid === undefined) continue;
+    if (f === "clone" && !cloneSourceChanged(prev.clone, next.clone)) continue;
     if (plan.changed.includes(f)) plan.replaces.push(f);
   }
   if (templateReplaces(prev.isTemplate, next.isTemplate)) plan.replaces.push("isTemplate");
