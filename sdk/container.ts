@@ -1,9 +1,9 @@
 /**
  * Container: a Proxmox VE LXC container, managed declaratively.
  *
- * What a change does (shown by `pulumi preview`): `vmid`, `unprivileged` and `template`
- * replace the container; a `node` change migrates it (restart mode when running); a disk
- * on another storage is moved; a bigger disk is grown in place; a smaller one is refused
+ * What a change does (shown by `pulumi preview`): `vmid`, `unprivileged`, `template`,
+ * `clone`, `restore` and `isTemplate` true → false replace the container; a `node` change
+ * migrates it (restart mode when running); a disk on another storage is moved; a bigger disk is grown in place; a smaller one is refused
  * with an explanation; everything else is changed in place (applied live where Proxmox
  * can hotplug it, otherwise after a reboot per `pendingChanges`). See docs/container.md.
  */
