@@ -7,12 +7,10 @@
  * leaves no container, volume or backup. Not one request may violate the PVE schema.
  */
 import { expect } from "chai";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { PveClient } from "../../provider/proxmox/client";
-import { describeChanges, hasNoChanges, opFor, PulumiStack, type OperationResult } from "../support/pulumi";
-import { pulumiPath } from "../support/cli";
-
-const noDrift = (r: OperationResult) => Object.keys(r.changeSummary ?? {}).every((k) => k === "same");
+import type { SandboxHandle } from "../../sandbox";
+import type { PveClient } from "../../provider/proxmox/client";
+import { describeChanges, hasNoChanges, opFor, PulumiStack } from "../support/pulumi";
+import { noDrift, sandboxConfig, startCliSandbox } from "../support/e2e";
 
 interface Knobs {
   isTemplate?: boolean;
@@ -80,20 +78,11 @@ describe("e2e: clone, template conversion and restore through the real Pulumi CL
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    await pulumiPath();
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 20, authFailureDelayMs: 0 });
-    client = PveClient.connect({ endpoint: sb.endpoint, apiToken: sb.apiToken, tlsFingerprint: sb.tlsFingerprint });
+    ({ sb, client } = await startCliSandbox());
     const apl = (await client.storage.aplinfo("pve1")).find((a) => a.template.startsWith("debian"))!;
     await client.storage.aplDownloadAndWait("pve1", "local", apl.template);
     template = `local:vztmpl/${apl.template}`;
-    stack = await PulumiStack.create({
-      programSource: program(template),
-      config: {
-        "proxmox:endpoint": sb.endpoint,
-        "proxmox:apiToken": { value: sb.apiToken, secret: true },
-        "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      },
-    });
+    stack = await PulumiStack.create({ programSource: program(template), config: sandboxConfig(sb) });
   });
   after(async () => {
     if (stack) await stack.remove();
