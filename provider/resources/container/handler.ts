@@ -11,7 +11,7 @@ import { fromPveConfig, mountPointString, rootfsString, toPveKeys, stripUndefine
 import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan";
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
-import { ADDRESS_FIELDS, AddressesRequiredError, currentAddresses, emptyAddresses, waitForAddresses, waitsNow } from "./addresses";
+import { ADDRESS_FIELDS, AddressesRequiredError, awaitedAddresses, currentAddresses, emptyAddresses, waitForAddresses, waitsNow, withStatic } from "./addresses";
 import { checkInputs, parseInputs, unknownPaths } from "../validation";
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
@@ -145,6 +145,10 @@ async function readOutputs(
     stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ...a });
   if (!Object.keys(observed.hwaddrs).length) return outs(emptyAddresses());
   if (!waitsNow(wait, running, st.uptime)) return outs(await currentAddresses(client, node, vmid, declared, running));
+  // Just started by create (known.status), no DHCP/SLAAC address awaited: it has its static
+  // addresses, and a read this early shows no other (bench/pulumi-up: -1 request per
+  // container). Refresh reads them.
+  if (known.status === "running" && wait === true && !awaitedAddresses(declared).length) return outs(withStatic(emptyAddresses(), declared.networks));
   try {
     return outs(await waitForAddresses(client, node, vmid, declared, ctx));
   } catch (e) {
