@@ -83,6 +83,8 @@ export interface Timed {
   ms: number;
   /** Peak RSS in KiB of the largest process of the command (GNU time %M). */
   maxRssKiB: number;
+  /** CPU seconds (user + system) of the command and its children (GNU time %U + %S). */
+  cpuS: number;
   stdout: string;
   stderr: string;
 }
@@ -95,7 +97,7 @@ export function timed(cmd: string, args: string[], opts: { env?: NodeJS.ProcessE
   const timeFile = path.join(os.tmpdir(), `bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn("/usr/bin/time", ["-f", "%M", "-o", timeFile, cmd, ...args], { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("/usr/bin/time", ["-f", "%M %U %S", "-o", timeFile, cmd, ...args], { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -112,14 +114,17 @@ export function timed(cmd: string, args: string[], opts: { env?: NodeJS.ProcessE
     child.on("close", (code) => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       let maxRssKiB = NaN;
+      let cpuS = NaN;
       try {
-        maxRssKiB = Number(fs.readFileSync(timeFile, "utf8").trim().split("\n").pop());
+        const [rss, user, sys] = fs.readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+        maxRssKiB = rss;
+        cpuS = user + sys;
         fs.rmSync(timeFile, { force: true });
       } catch {
         // no time output
       }
       if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}\n${stderr.slice(-3000)}\n${stdout.slice(-1000)}`));
-      else resolve({ ms, maxRssKiB, stdout, stderr });
+      else resolve({ ms, maxRssKiB, cpuS, stdout, stderr });
     });
   });
 }

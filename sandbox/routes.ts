@@ -6,6 +6,7 @@ import { registerLifecycle } from "./model/lxc/lifecycle";
 import { registerVolumes } from "./model/lxc/volumes";
 import { registerMigrate } from "./model/lxc/migrate";
 import { registerClone } from "./model/lxc/clone";
+import { registerBackup } from "./model/lxc/backup";
 import { registerSnapshots } from "./model/lxc/snapshots";
 import { registerInterfaces } from "./model/lxc/interfaces";
 import { registerPools } from "./model/pools";
@@ -19,6 +20,7 @@ export function registerRoutes(core: Core): void {
   registerVolumes(core);
   registerMigrate(core);
   registerClone(core);
+  registerBackup(core);
   registerSnapshots(core);
   registerInterfaces(core);
   registerPools(core);

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The project's test command (`npm test`): typecheck, build dist/ (Pulumi programs in the e2e
-# tests load the package from dist/), make the Pulumi CLI available, run every mocha suite
-# (or only the spec files/globs given as arguments: `npm test -- test/e2e/noop.test.ts`).
+# The project's test command (`npm test`): the Debian packages the tests use
+# (scripts/ensure-tools: as root it installs what is missing, as another user it stops with the
+# install line), typecheck, build dist/ (Pulumi programs in the e2e tests load the package from
+# dist/), make the Pulumi CLI available, run every mocha suite (or only the spec files/globs
+# given as arguments: `npm test -- test/e2e/noop.test.ts`).
 # Any failing step makes the exit code non-zero.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== system packages (scripts/ensure-tools)"
+bash scripts/ensure-tools
 
 echo "== typecheck (tsc --noEmit)"
 npx tsc --noEmit -p tsconfig.json

@@ -181,10 +181,17 @@ export class Container extends ProxmoxResource {
     const { template, ...rest } = args;
     const props: Record<string, unknown> = { ...rest, resourceName: name };
     if (isTemplateSource(template)) {
-      props.template = template.volid;
-      // Explicit inputs win over what the image says.
-      if (args.entrypoint === undefined && template.entrypoint) props.entrypoint = template.entrypoint;
-      if (args.env === undefined && template.env) props.env = template.env;
+      // The resource's id is its volid, and unlike the volid output it stays known in a
+      // preview while the Template/OciImage is updated in place: no false replace here.
+      props.template = pulumi.CustomResource.isInstance(template) ? template.id : template.volid;
+      // Explicit inputs win over what the image says. The OciImage reports "" / {} when PVE
+      // sets none (PVE 8, init images): known, unlike a missing output in a preview.
+      if (args.entrypoint === undefined && template.entrypoint) props.entrypoint = template.entrypoint.apply((v) => v || undefined);
+      if (args.env === undefined && template.env) props.env = template.env.apply((v) => (v && Object.keys(v).length ? v : undefined));
+      // Tells the provider these follow the template (unknown in a preview while the image is
+      // updated in place, yet unchanged as long as the template is).
+      const fromTemplate = (["entrypoint", "env"] as const).filter((k) => args[k] === undefined && template[k]);
+      if (fromTemplate.length) props.fromTemplate = fromTemplate;
     } else {
       props.template = template;
     }

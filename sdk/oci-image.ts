@@ -34,7 +34,7 @@ export interface OciImageArgs {
   mode?: In<"server" | "client" | "auto">;
   /** Client mode: "oci-archive" (default on PVE 9.1+, an app container template) or "rootfs" (default on PVE 8). */
   format?: In<"oci-archive" | "rootfs">;
-  /** rootfs format: "gzip" (default) or "zstd". */
+  /** rootfs format: "gzip" or "zstd"; default: from fileName's extension, else "zstd" (PVE 7+ reads .tar.zst; "gzip" when this machine cannot write zstd). */
   compression?: In<"gzip" | "zstd">;
   /** Seconds. */
   timeouts?: In<{ create?: In<number>; delete?: In<number> }>;

@@ -58,7 +58,9 @@ export class Snapshot extends ProxmoxResource {
     const props: Record<string, unknown> = { ...rest, resourceName: name };
     if (container) {
       props.node = container.node;
-      props.vmid = container.vmid;
+      // The Container's id is its vmid, known in a preview while the Container is updated
+      // (the vmid output is not): a pending Container update must not replace this snapshot.
+      props.vmid = pulumi.CustomResource.isInstance(container) ? container.id.apply(Number) : container.vmid;
     }
     for (const k of ["snaptime", "parent", "description"]) if (props[k] === undefined) props[k] = undefined;
     super("Snapshot", name, props, opts);

@@ -129,7 +129,7 @@ const app = new OciImage("app-image", {
   source: image ?? `oci:${layoutDir}:1.0`,
   mode: image ? "auto" : "client",
   // No fileName: the provider names the file after the image, with the extension of the
-  // format it picks (.tar for an OCI archive on PVE 9.1, .tar.gz for a rootfs on PVE 8).
+  // format it picks (.tar for an OCI archive on PVE 9.1, .tar.zst for a rootfs on PVE 8).
 });
 
 const greeting = config.get("greeting") ?? "hello";

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, string> = {
   sandbox: "./commands/sandbox",
   oci: "./commands/oci",
   import: "./commands/import",
+  report: "./commands/report",
 };
 
 function loadCommand(name: string): CliCommand | undefined {

@@ -55,6 +55,30 @@ export class HashTap extends Transform {
   }
 }
 
+/**
+ * Gathers the tar's small pieces (512-byte headers, small files, padding) into 64 KiB
+ * buffers; large pieces pass as they are. Every piece otherwise costs a trip through the
+ * stream machinery and, for zstd, a write to the compressor's pipe.
+ */
+export async function* coalesce(chunks: AsyncIterable<Buffer>, size = 1 << 16): AsyncGenerator<Buffer> {
+  let buf = Buffer.allocUnsafe(size);
+  let used = 0;
+  for await (const c of chunks) {
+    if (c.length >= size >> 2) {
+      if (used) yield buf.subarray(0, used);
+      if (used) [buf, used] = [Buffer.allocUnsafe(size), 0];
+      yield c;
+      continue;
+    }
+    if (used + c.length > size) {
+      yield buf.subarray(0, used);
+      [buf, used] = [Buffer.allocUnsafe(size), 0];
+    }
+    used += c.copy(buf, used);
+  }
+  if (used) yield buf.subarray(0, used);
+}
+
 /** The conversion itself, on the current thread. */
 export async function convertHere(job: ConvertJob, cb: ConvertCallbacks = {}): Promise<ConvertResult> {
   const flattener = new Flattener(job.layers, {
@@ -69,7 +93,7 @@ export async function convertHere(job: ConvertJob, cb: ConvertCallbacks = {}): P
     return { size: flattener.stats.bytesWritten, sha256: "", entries: ex.entries, warnings: [...flattener.stats.warnings, ...ex.warnings] };
   }
   const tap = new HashTap();
-  const src = Readable.from(flattener.tar(), { objectMode: false, highWaterMark: 1 << 16 });
+  const src = Readable.from(coalesce(flattener.tar()), { objectMode: false, highWaterMark: 1 << 16 });
   const out = fs.createWriteStream(job.target, { flags: "wx" });
   if (job.compression) await pipeline(src, createCompressor(job.compression), tap, out);
   else await pipeline(src, tap, out);

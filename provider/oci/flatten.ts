@@ -20,6 +20,7 @@
  */
 import { OciError } from "./errors";
 import { LayerFile, openLayer } from "./layer";
+import { ReadAhead } from "./readahead";
 import { TAR_END, TarEntry, TarHeader, encodeHeader, padding, readTar } from "./tar";
 
 export interface FlattenOptions {
@@ -124,6 +125,9 @@ function outName(p: string, dir: boolean): string {
   if (p === "") return "./";
   return dir ? `./${p}/` : `./${p}`;
 }
+
+/** How far pass 2 reads (decompresses) the next layer ahead of the one being written. */
+const READ_AHEAD_BYTES = 2 << 20;
 
 export class Flattener {
   readonly stats: FlattenStats = { entriesRead: 0, entriesWritten: 0, bytesWritten: 0, warnings: [] };
@@ -413,29 +417,46 @@ export class Flattener {
     const emittedDirs = new Set<string>([""]);
     const emittedNondirs = new Set<string>();
     let done = 0;
-    for (let li = 0; li < this.layers.length; li++) {
-      const layer = this.layers[li];
-      const plan = this.plans[li];
-      let k = -1;
-      const input = openLayer(layer, {
-        onCompressedBytes: (n) => {
-          done += n;
-          this.opts.onProgress?.("write", done, this.total);
-        },
-      });
-      for await (const entry of readTar(input)) {
-        k++;
-        if (plan.emit[k]) yield* this.writeEntry(entry, plan.overrides.get(k), layer, emittedDirs, emittedNondirs);
-        else {
-          const d = plan.ensure.get(k);
-          if (d !== undefined && !emittedDirs.has(d)) yield* this.ensureDirs(d, true, layer, emittedDirs, emittedNondirs);
-        }
+    const open = (li: number) =>
+      new ReadAhead(
+        openLayer(this.layers[li], {
+          onCompressedBytes: (n) => {
+            done += n;
+            this.opts.onProgress?.("write", done, this.total);
+          },
+        }),
+        READ_AHEAD_BYTES,
+      );
+    let next = this.layers.length ? open(0) : undefined;
+    try {
+      for (let li = 0; li < this.layers.length; li++) {
+        const input = next!;
+        // The next layer starts decompressing now, while this one is flattened.
+        next = li + 1 < this.layers.length ? open(li + 1) : undefined;
+        yield* this.writeLayer(li, input, emittedDirs, emittedNondirs);
       }
-      if (k + 1 !== plan.emit.length) {
-        throw new OciError("HOSTILE_LAYER", `layer ${layer.digest} changed between the two passes (${plan.emit.length} entries, then ${k + 1})`);
-      }
+    } finally {
+      await next?.cancel();
     }
     yield TAR_END;
+  }
+
+  /** One layer's survivors (pass 2), as decided for it in pass 1. */
+  private async *writeLayer(li: number, input: AsyncIterable<Buffer>, emittedDirs: Set<string>, emittedNondirs: Set<string>): AsyncGenerator<Buffer> {
+    const layer = this.layers[li];
+    const plan = this.plans[li];
+    let k = -1;
+    for await (const entry of readTar(input)) {
+      k++;
+      if (plan.emit[k]) yield* this.writeEntry(entry, plan.overrides.get(k), layer, emittedDirs, emittedNondirs);
+      else {
+        const d = plan.ensure.get(k);
+        if (d !== undefined && !emittedDirs.has(d)) yield* this.ensureDirs(d, true, layer, emittedDirs, emittedNondirs);
+      }
+    }
+    if (k + 1 !== plan.emit.length) {
+      throw new OciError("HOSTILE_LAYER", `layer ${layer.digest} changed between the two passes (${plan.emit.length} entries, then ${k + 1})`);
+    }
   }
 
   private async *writeEntry(entry: TarEntry, ov: Override | undefined, layer: LayerFile, dirs: Set<string>, nondirs: Set<string>): AsyncGenerator<Buffer> {

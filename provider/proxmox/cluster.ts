@@ -118,6 +118,14 @@ export class ClusterApi {
     }
   }
 
+  /** The cluster's name (GET /cluster/status), or "" for a node outside a cluster. */
+  async clusterName(): Promise<string> {
+    const entries = await this.client.get("/cluster/status", undefined, {
+      schema: z.array(z.object({ type: z.string(), name: zStr.optional() }).passthrough()),
+    });
+    return entries.find((e) => e.type === "cluster")?.name ?? "";
+  }
+
   pools(): Promise<Pool[]> {
     return this.client.get("/pools", undefined, { schema: z.array(PoolSchema) });
   }

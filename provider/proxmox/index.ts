@@ -21,7 +21,9 @@ export type { LxcConfig, LxcStatus, LxcConfigInput, Snapshot, PendingItem, LxcIn
 export { ClusterApi } from "./cluster";
 export type { NodeInfo, ClusterResource, Pool } from "./cluster";
 export { StorageApi } from "./storage";
-export type { StorageInfo, ContentItem, AplInfo, ContentType } from "./storage";
+export type { StorageInfo, ContentItem, AplInfo, ContentType, VolumeInfo } from "./storage";
+export { VzdumpApi, archiveFromLog, backupVolid } from "./vzdump";
+export type { VzdumpParams, VzdumpMode, VzdumpCompress, ArchiveTarget } from "./vzdump";
 export { uploadFile, sha256File, normalizeUploadFilename } from "./upload";
 export type { UploadOptions, UploadResult, UploadProgress, ChecksumAlgorithm } from "./upload";
 export { DEFAULT_RETRY_POLICY } from "./retry";

@@ -16,6 +16,7 @@ import type { TaskResult, WaitOptions } from "./tasks";
 import { lxcKeyFormat } from "./schema";
 import { parsePropertyString, printPropertyString } from "./propertyString";
 import { sleep } from "./retry";
+import { parseUpid } from "./upid";
 import type { VmidSource } from "./vmids";
 
 const enc = encodeURIComponent;
@@ -174,6 +175,8 @@ export interface UpdateConfigOptions extends CallOpts {
 }
 
 const ALREADY_EXISTS = /already exists/;
+/** Tasks that only hand a request to the HA manager (`mgr:PVE/API2/…` `ha*` workers). */
+const HA_TASK = /^ha(start|stop|migrate|shutdown)$/;
 
 export class LxcApi {
   constructor(private readonly client: PveClient) {}
@@ -398,17 +401,53 @@ export class LxcApi {
   reboot(node: string, vmid: number, params: { timeout?: number } = {}, opts: CallOpts = {}): Promise<string> {
     return this.startTask(`${this.base(node, vmid)}/status/reboot`, params, node, "vzreboot", vmid, opts);
   }
+  /** Start and wait until it runs (also for an HA-managed CT, whose `hastart` task only queues the request). */
   async startAndWait(node: string, vmid: number, params: Parameters<LxcApi["start"]>[2] = {}, opts: WaitCallOpts = {}) {
-    return (await this.runTask(() => this.start(node, vmid, params, opts), opts))!;
+    return this.settleHa((await this.runTask(() => this.start(node, vmid, params, opts), opts))!, node, vmid, { status: "running" }, opts);
   }
   async stopAndWait(node: string, vmid: number, params: Parameters<LxcApi["stop"]>[2] = {}, opts: WaitCallOpts = {}) {
-    return (await this.runTask(() => this.stop(node, vmid, params, opts), opts))!;
+    return this.settleHa((await this.runTask(() => this.stop(node, vmid, params, opts), opts))!, node, vmid, { status: "stopped" }, opts);
   }
   async shutdownAndWait(node: string, vmid: number, params: Parameters<LxcApi["shutdown"]>[2] = {}, opts: WaitCallOpts = {}) {
-    return (await this.runTask(() => this.shutdown(node, vmid, params, opts), opts))!;
+    return this.settleHa((await this.runTask(() => this.shutdown(node, vmid, params, opts), opts))!, node, vmid, { status: "stopped" }, opts);
   }
   async rebootAndWait(node: string, vmid: number, params: Parameters<LxcApi["reboot"]>[2] = {}, opts: WaitCallOpts = {}) {
     return (await this.runTask(() => this.reboot(node, vmid, params, opts), opts))!;
+  }
+
+  /**
+   * For an HA-managed CT, PVE answers start/stop/shutdown/migrate with an `hastart`/`hastop`/
+   * `hamigrate` task that ends as soon as the request is queued with the HA manager; the CT
+   * changes later (seconds to minutes). Wait for the real state — status, and node for a
+   * migration — within the same timeout; other tasks pass through untouched.
+   */
+  private async settleHa(task: TaskResult, node: string, vmid: number, want: { status?: "running" | "stopped"; node?: string }, opts: WaitCallOpts): Promise<TaskResult> {
+    const type = parseUpid(task.upid).type;
+    if (!HA_TASK.test(type)) return task;
+    const log = opts.logger ?? this.client.log;
+    const timeoutMs = opts.wait?.timeoutMs ?? 10 * 60_000;
+    const deadline = Date.now() + timeoutMs;
+    log.info({ vmid, task: type, want }, "HA-managed container: waiting for the HA manager to carry out the request");
+    for (let delay = 250; ; delay = Math.min(delay * 2, 3000)) {
+      const at = want.node ? ((await this.client.cluster.findGuest(vmid))?.node ?? node) : node;
+      const current = at === (want.node ?? node) && want.status ? await this.status(at, vmid, opts) : undefined;
+      const status = current?.status;
+      if (at === (want.node ?? node) && (!want.status || status === want.status)) return task;
+      if ((current?.ha as { state?: string } | undefined)?.state === "error") {
+        throw new PveApiError(
+          { status: 0, method: "POST", endpoint: "/nodes/{node}/lxc/{vmid}/status", path: this.base(node, vmid) },
+          `CT ${vmid} is HA-managed and the HA manager put it into the 'error' state while carrying out ${type}. Check \`ha-manager status\` and the node's log, then clear it (ha-manager set ct:${vmid} --state disabled).`,
+        );
+      }
+      if (Date.now() >= deadline) {
+        throw new PveApiError(
+          { status: 0, method: "POST", endpoint: "/nodes/{node}/lxc/{vmid}/status", path: this.base(node, vmid) },
+          `CT ${vmid} is HA-managed: its ${type} request was queued, but after ${Math.round(timeoutMs / 1000)} s it is ${want.node ? `on ${at}` : ""}${want.node && want.status ? ", " : ""}${want.status ? status ?? "in an unknown state" : ""} ` +
+            `instead of ${[want.node ? `on ${want.node}` : "", want.status ?? ""].filter(Boolean).join(", ")}. Check \`ha-manager status\` on the cluster, or raise the resource's timeouts.`,
+        );
+      }
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+    }
   }
 
   // ---- disks, migrate, clone, template ------------------------------------------------
@@ -450,8 +489,10 @@ export class LxcApi {
   migrate(node: string, vmid: number, params: { target: string; restart?: boolean; online?: boolean; timeout?: number; "target-storage"?: string; bwlimit?: number }, opts: CallOpts = {}): Promise<string> {
     return this.startTask(`${this.base(node, vmid)}/migrate`, params, node, "vzmigrate", vmid, opts);
   }
+  /** Migrate and wait until the CT is on the target (an HA-managed CT's `hamigrate` task ends when queued). */
   async migrateAndWait(node: string, vmid: number, params: Parameters<LxcApi["migrate"]>[2], opts: WaitCallOpts = {}) {
-    return (await this.runTask(() => this.migrate(node, vmid, params, opts), opts))!;
+    const task = (await this.runTask(() => this.migrate(node, vmid, params, opts), opts))!;
+    return this.settleHa(task, node, vmid, { node: params.target, status: params.restart ? "running" : undefined }, opts);
   }
 
   /** POST …/clone → vzclone UPID (task id = the SOURCE vmid, BEHAVIOR.md 3.2). */

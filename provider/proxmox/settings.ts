@@ -111,7 +111,14 @@ export function parseEndpoint(raw: string): { baseUrl: string; host: string; por
   return { baseUrl: `https://${hostForUrl}:${port}/api2/json`, host: host.replace(/^\[|\]$/g, ""), port };
 }
 
-const TOKEN_RE = /^([^@\s!=:]+)@([A-Za-z][A-Za-z0-9.\-_]*)!([A-Za-z][A-Za-z0-9.\-_]*)=(\S+)$/;
+/**
+ * PVE's user name rule (`PVE::Auth::Plugin` `verify_username`): anything but whitespace,
+ * ':' and '/' before the last '@realm' — so OpenID e-mail users like
+ * `john@example.com@oidc` are valid. Tokens add `!tokenid`; the user part of a token
+ * cannot hold '!' or '=' here, so the split stays unambiguous.
+ */
+const USERNAME_RE = /^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]*$/;
+const TOKEN_RE = /^([^\s:/!=]+)@([A-Za-z][A-Za-z0-9.\-_]*)!([A-Za-z][A-Za-z0-9.\-_]*)=(\S+)$/;
 
 /** `user@realm!tokenid=secret` (the form bpg's provider and the PVE UI show). */
 export function parseApiToken(raw: string): { tokenId: string; user: string; secret: string } {
@@ -119,7 +126,7 @@ export function parseApiToken(raw: string): { tokenId: string; user: string; sec
   if (!m) {
     // Never echo the value: it is (or contains) the secret.
     throw new PveSettingsError(
-      `Malformed ${both("apiToken")}: expected user@realm!tokenid=secret (e.g. root@pam!pulumi=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), ` +
+      `Malformed ${both("apiToken")}: expected user@realm!tokenid=secret (e.g. pulumi@pve!deploy=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), ` +
         `as shown by 'pveum user token add'.`,
       ["apiToken"],
     );
@@ -229,8 +236,8 @@ export function parseSettings(config: ConfigValues = {}, env: NodeJS.ProcessEnv 
       const missing: SettingKey = username ? "password" : "username";
       throw new PveSettingsError(`${both(missing)} is missing: username and password must be set together (in the ${where}).`, [missing]);
     }
-    if (!/^[^@\s:!]+@[A-Za-z][A-Za-z0-9.\-_]*$/.test(username)) {
-      throw new PveSettingsError(`Invalid ${both("username")}: '${username}' must be user@realm, e.g. root@pam.`, ["username"]);
+    if (!USERNAME_RE.test(username)) {
+      throw new PveSettingsError(`Invalid ${both("username")}: '${username}' must be user@realm, e.g. root@pam or john@example.com@oidc.`, ["username"]);
     }
     if (otp !== undefined && !/^\d{6,8}$/.test(otp) && !/^(totp|recovery|yubico):/.test(otp)) {
       throw new PveSettingsError(`Invalid ${both("otp")}: expected a 6–8 digit one-time code (or 'recovery:<key>').`, ["otp"]);
@@ -238,7 +245,7 @@ export function parseSettings(config: ConfigValues = {}, env: NodeJS.ProcessEnv 
     auth = { kind: "password", username, password, otp };
   } else {
     throw new PveSettingsError(
-      `No Proxmox VE credentials configured. Set ${both("apiToken")} (recommended: 'pulumi config set --secret proxmox:apiToken root@pam!pulumi=<uuid>'), ` +
+      `No Proxmox VE credentials configured. Set ${both("apiToken")} (recommended: 'pulumi config set --secret proxmox:apiToken pulumi@pve!deploy=<uuid>'), ` +
         `or ${both("username")} together with ${both("password")}.`,
       ["apiToken", "username", "password"],
     );

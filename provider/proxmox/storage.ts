@@ -37,9 +37,25 @@ export const ContentItemSchema = z
     content: z.string().optional(),
     vmid: zInt.optional(),
     notes: z.string().optional(),
+    /** Backups only (BEHAVIOR.md 6.1): 1 when protected from deletion and pruning. */
+    protected: zBool.optional(),
+    /** Backups only: the guest type, `lxc` or `qemu`. */
+    subtype: z.string().optional(),
   })
   .passthrough();
 export type ContentItem = z.output<typeof ContentItemSchema>;
+
+export const VolumeInfoSchema = z
+  .object({
+    path: z.string().optional(),
+    size: zNum.optional(),
+    used: zNum.optional(),
+    format: z.string().optional(),
+    notes: z.string().optional(),
+    protected: zBool.optional(),
+  })
+  .passthrough();
+export type VolumeInfo = z.output<typeof VolumeInfoSchema>;
 
 export const AplInfoSchema = z
   .object({
@@ -95,6 +111,21 @@ export class StorageApi {
     const content = /^[^:]+:([a-z]+)\//.exec(volid)?.[1] as ContentType | undefined;
     const items = await this.content(node, storage, content && ["vztmpl", "iso", "import", "backup", "snippets"].includes(content) ? { content } : {}, opts);
     return items.find((i) => i.volid === volid);
+  }
+
+  /**
+   * GET …/content/{volume}: size, format, and the full `notes` (a content listing shows
+   * only their first line) and `protected`.
+   */
+  volumeInfo(node: string, volid: string, opts: CallOpts = {}): Promise<VolumeInfo> {
+    const storage = volid.split(":")[0];
+    return this.client.get(`/nodes/${enc(node)}/storage/${enc(storage)}/content/${volid}`, undefined, { schema: VolumeInfoSchema, logger: opts.logger });
+  }
+
+  /** PUT …/content/{volume}: change `notes` and/or `protected` (backups). Idempotent. */
+  async updateVolumeAttributes(node: string, volid: string, attrs: { notes?: string; protected?: boolean }, opts: CallOpts = {}): Promise<void> {
+    const storage = volid.split(":")[0];
+    await this.client.put(`/nodes/${enc(node)}/storage/${enc(storage)}/content/${volid}`, attrs, { logger: opts.logger });
   }
 
   /**

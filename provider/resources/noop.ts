@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import type { ResourceHandler } from "./registry";
+import { UNKNOWN } from "./validation";
 
 export interface NoopInputs {
   value: unknown;
@@ -61,7 +62,9 @@ const handler: ResourceHandler<NoopInputs, NoopOutputs> = {
 
   async diff(_id, olds, news) {
     const changed = FIELDS.filter((f) => canonical(olds[f]) !== canonical(news[f]));
-    const replaces = news.replaceOnChange === true && changed.includes("value") ? ["value"] : [];
+    // An unknown replaceOnChange (preview) may be true: a changed value may then replace.
+    const mayReplace = news.replaceOnChange === true || (news.replaceOnChange as unknown) === UNKNOWN;
+    const replaces = mayReplace && changed.includes("value") ? ["value"] : [];
     return { changes: changed.length > 0, replaces, deleteBeforeReplace: false };
   },
 

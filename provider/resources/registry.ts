@@ -43,6 +43,7 @@ const HANDLER_MODULES: Record<string, string> = {
   Container: "./container/handler",
   Template: "./template/handler",
   Snapshot: "./snapshot/handler",
+  Backup: "./backup/handler",
   OciImage: "./oci-image/handler",
 };
 

@@ -92,7 +92,12 @@ export function checkInputs<T extends z.ZodTypeAny>(
   const r = schema.safeParse(candidate);
   let failures: Array<{ field: string; message: string }> = [];
   if (!r.success) {
-    failures = r.error.issues.map((i) => ({ field: fieldPath(i.path), message: describe(i) }));
+    // A cross-field rule (zod `custom` issue) that asks for a field the preview does not
+    // have yet ("exactly one source" while `path` is unknown) is judged again by check() at
+    // `up`, when all values are known; one about a field that is there (a bad fileName) counts.
+    const absent = (i: z.ZodIssue) => i.code === "custom" && (i.path.length === 0 || (candidate as Record<string, unknown>)[String(i.path[0])] === undefined);
+    const judged = unknown.length ? r.error.issues.filter((i) => !absent(i)) : r.error.issues;
+    failures = judged.map((i) => ({ field: fieldPath(i.path), message: describe(i) }));
     // A "required" complaint about a field that is merely unknown yet is not a failure.
     failures = failures.filter((f) => !unknown.some((u) => f.field === u || f.field.startsWith(`${u}.`) || f.field.startsWith(`${u}[`)));
     if (unknown.length) failures = failures.filter((f) => f.field !== "(inputs)");
@@ -103,4 +108,15 @@ export function checkInputs<T extends z.ZodTypeAny>(
     return { inputs: news, failures: failures.map((f) => ({ property: f.field.split(/[.[]/)[0], reason: `${resourceType} ${f.field}: ${f.message}` })) };
   }
   return { inputs: unknown.length || !r.success ? news : (r.data as Record<string, unknown>) };
+}
+
+/**
+ * The engine prints a check failure's property *with its value* ("property password value
+ * {&{{abc}}} has a problem"). For inputs stored as secrets the failure goes without a
+ * property: the engine then prints only the reason, which names the field but never
+ * carries the value.
+ */
+export function hideSecretValues<T extends { failures?: Array<{ property: string; reason: string }> }>(outcome: T, secretInputs: readonly string[]): T {
+  outcome.failures = outcome.failures?.map((f) => (secretInputs.includes(f.property) ? { property: "", reason: f.reason } : f));
+  return outcome;
 }

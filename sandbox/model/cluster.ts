@@ -7,6 +7,7 @@ import { parseUpid } from "../../provider/proxmox/upid";
 import { route, bool, int, RawReply, type Core, type ApiRequest } from "../core";
 import { ApiError, fail, paramError } from "../http/errors";
 import { ctStatus, ctOnNode } from "./lxc/status";
+import { BRIDGES } from "./lxc/apply";
 import { haStatus } from "./lxc/ha";
 import { storagePath, type StorageDef } from "./storage/storages";
 
@@ -37,6 +38,15 @@ export function registerCluster(core: Core): void {
     checkNode(core, req.params.node);
     return ["aplinfo", "lxc", "status", "storage", "tasks", "version"].map((name) => ({ name }));
   });
+
+  // The node's bridges (BRIDGES) as GET /nodes/{node}/network lists them; no SDN VNets.
+  route(core, "GET", "/nodes/{node}/network", (req) => {
+    checkNode(core, req.params.node);
+    const type = typeof req.params.type === "string" ? req.params.type : undefined;
+    if (type && !["bridge", "any_bridge", "any_local_bridge", "include_sdn"].includes(type)) return [];
+    return Object.entries(BRIDGES).map(([iface, b]) => ({ iface, type: "bridge", active: 1, autostart: 1, families: ["inet"], method: "manual", mtu: String(b.mtu), priority: 1 }));
+  });
+  route(core, "GET", "/cluster/sdn/vnets", () => []);
 
   route(core, "GET", "/nodes/{node}/status", (req) => {
     checkNode(core, req.params.node);

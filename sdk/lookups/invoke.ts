@@ -3,11 +3,12 @@
  *
  *   - the Promise form takes plain values and sends its request when called — in a preview
  *     too: the program awaits the value and may branch on it, so the value is used;
- *   - the Output form takes Inputs and returns an Output. By default it sends **no request
- *     during a preview**: its value is unknown there, like the output of a resource that is
- *     still to be created (`apply` callbacks on it do not run in the preview, resources fed
- *     from it see an unknown input). `pulumi up` always resolves it. `preview: "query"` makes
- *     it resolve during the preview as well, so a preview of its consumers is exact.
+ *   - the Output form takes Inputs and returns an Output. By default ("query") it resolves
+ *     during a preview too, so the preview of whatever consumes it is exact: an unknown value
+ *     fed into a replace field such as `Container.template` would preview as a replacement
+ *     that `up` may never do, and a preview must say what `up` will do. `preview: "skip"`
+ *     sends no request during a preview; the value is then unknown there, like the output of
+ *     a resource still to be created. `pulumi up` always resolves it.
  *
  * Why not "request lazily, only if the value is consumed": a Pulumi Output is eager — its
  * constructor already subscribes to the value, and every `apply` and every resource input
@@ -25,8 +26,8 @@ import { lookupClient } from "./connection";
 /** Options of the `…Output` form of a lookup. */
 export interface LookupOutputOptions {
   /**
-   * During `pulumi preview`: "skip" (default) sends no request and leaves the result unknown;
-   * "query" sends the request, so consumers of the result preview exactly.
+   * During `pulumi preview`: "query" (default) sends the request, so consumers of the result
+   * preview exactly; "skip" sends no request and leaves the result unknown.
    */
   preview?: "skip" | "query";
   /** Resources to wait for first (e.g. a Template the lookup should see). While one is being
@@ -77,7 +78,7 @@ function readiness(dependsOn: LookupOutputOptions["dependsOn"]): pulumi.Output<u
 
 /** The Output form (see the file comment for the preview rule). */
 export function runLookupOutput<A, R>(def: LookupDefinition<A, R>, args: unknown, opts: LookupOutputOptions = {}): pulumi.Output<R> {
-  const mode = opts.preview ?? "skip";
+  const mode = opts.preview ?? "query";
   if (mode !== "skip" && mode !== "query") {
     throw new Error(`${def.name}Output: opts.preview must be "skip" or "query" (got ${JSON.stringify(mode)})`);
   }

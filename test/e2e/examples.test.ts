@@ -18,6 +18,8 @@
  * counter) are skipped.
  */
 import { expect } from "chai";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
 import { PveClient } from "../../provider/proxmox/client";
@@ -42,6 +44,16 @@ interface Target {
   /** proxmox:* stack config (sandbox) — empty for a remote host, whose settings come from the env. */
   providerConfig: Record<string, ConfigEntry | string>;
   sandbox?: SandboxHandle;
+}
+
+/**
+ * `file` under a name no template on a node has: `pulumi-e2e-<time+random>-<name>`, as a
+ * symlink in `dir` (the upload streams through it; the extension PVE checks is kept).
+ */
+function uniqueUploadName(file: string, dir: string): string {
+  const link = path.join(dir, `pulumi-e2e-${Date.now().toString(36)}${crypto.randomBytes(3).toString("hex")}-${path.basename(file)}`);
+  fs.symlinkSync(path.resolve(file), link);
+  return link;
 }
 
 function remoteTarget(): Target | undefined {
@@ -192,8 +204,11 @@ describe("e2e: examples/ under the real Pulumi CLI", function () {
           "quickstart:bridge": target.bridge,
         },
       });
-      // The example builds its rootfs archive here (inside the stack's temp folder).
-      const rootfsFile = target.rootfsFile ?? path.join(stack.dir, "rootfs", "debian-12-mini_12.0_amd64.tar.gz");
+      // The example builds its rootfs archive here (inside the stack's temp folder). A real
+      // node's file is uploaded under a name of this run, linked into the stack's folder: the
+      // Template is destroyed at the end, and a template of that name already on the node
+      // (debian-12-standard_… usually is) must be neither overwritten nor deleted.
+      const rootfsFile = target.rootfsFile ? uniqueUploadName(target.rootfsFile, stack.dir) : path.join(stack.dir, "rootfs", "debian-12-mini_12.0_amd64.tar.gz");
       await stack.setConfig("quickstart:rootfsFile", rootfsFile);
 
       const outs = await upAndSettle(stack, ["debian-mini", "web", "db", "db-baseline"]);

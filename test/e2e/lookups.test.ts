@@ -1,8 +1,8 @@
 /**
  * Lookups through the real Pulumi CLI against the sandbox: a program finds the newest Debian
  * template with getVolumesOutput and creates a Container from it. What a user relies on:
- * `up` uses the newest template; a preview of the unchanged stack makes no lookup request
- * and shows no change; a newer template does not replace the container (ignoreChanges, as
+ * `up` uses the newest template; a preview of the unchanged stack shows no change (and with
+ * `preview: "skip"` makes no lookup request); a newer template does not replace the container (ignoreChanges, as
  * docs/lookups.md recommends); the Promise form is queried in a preview; refresh finds no
  * drift and destroy leaves nothing. Not one request may violate the PVE schema.
  */
@@ -104,11 +104,16 @@ describe("e2e: lookup functions through the real Pulumi CLI", function () {
     expect(findResource(await stack.exportState(), "web")?.inputs?.template).to.equal(newer);
   });
 
-  it("a preview of the unchanged stack makes no lookup request and shows no change; the Promise form is queried", async () => {
+  it("a preview of the unchanged stack shows no change; with preview \"skip\" it makes no lookup request; the Promise form is queried", async () => {
     await sb.admin.resetCounters();
     const preview = await stack.preview();
     expect(hasNoChanges(preview), describeChanges(preview)).to.equal(true);
-    expect(await requests(CONTENT), "getVolumesOutput requests in the preview").to.equal(0);
+    expect(await requests(CONTENT), "getVolumesOutput (default: query) requests in the preview").to.equal(1);
+    stack.writeProgram(program({ preview: "skip" }));
+    await sb.admin.resetCounters();
+    const skipped = await stack.preview();
+    expect(hasNoChanges(skipped), describeChanges(skipped)).to.equal(true);
+    expect(await requests(CONTENT), "getVolumesOutput (skip) requests in the preview").to.equal(0);
     expect(await requests("GET /nodes"), "getNodes (Promise form) in the preview").to.be.at.least(1);
   });
 
@@ -128,7 +133,7 @@ describe("e2e: lookup functions through the real Pulumi CLI", function () {
     expect(Number((await client.lxc.getConfig("pve1", vmid, { current: true })).memory)).to.equal(768);
   });
 
-  it("without ignoreChanges: preview \"query\" previews exactly, the default shows the unknown template as a replacement", async () => {
+  it("without ignoreChanges: the default (query) previews exactly, preview \"skip\" shows the unknown template as a replacement", async () => {
     const previewOf = async (k: Knobs) => {
       stack.writeProgram(program({ memory: 768, ignoreTemplate: false, ...k }));
       await sb.admin.resetCounters();
@@ -136,12 +141,12 @@ describe("e2e: lookup functions through the real Pulumi CLI", function () {
       return { op: opFor(preview, "web") ?? "same", lookups: await requests(CONTENT), describe: describeChanges(preview) };
     };
     // The lookup now finds Debian 13, the container was made from 12: up would replace it.
-    expect(await previewOf({ preview: "query" })).to.deep.include({ op: "replace", lookups: 1 });
+    expect(await previewOf({})).to.deep.include({ op: "replace", lookups: 1 });
     // Pinned to the template the container has: nothing to do, and the preview knows it.
-    const pinned = await previewOf({ preview: "query", fileNameRegex: "^debian-12-" });
+    const pinned = await previewOf({ fileNameRegex: "^debian-12-" });
     expect(pinned, pinned.describe).to.deep.include({ op: "same", lookups: 1 });
-    // Default: no request, so the template is unknown and may change — shown as a replacement.
-    expect(await previewOf({ fileNameRegex: "^debian-12-" })).to.deep.include({ op: "replace", lookups: 0 });
+    // "skip": no request, so the template is unknown and may change — shown as a replacement.
+    expect(await previewOf({ preview: "skip", fileNameRegex: "^debian-12-" })).to.deep.include({ op: "replace", lookups: 0 });
     stack.writeProgram(program({ memory: 768 }));
   });
 

@@ -26,7 +26,7 @@ const defaultCache = fs.mkdtempSync(path.join(os.tmpdir(), "oci-default-cache-")
 process.env.PULUMI_PROXMOX_LXC_OCI_CACHE = defaultCache;
 process.on("exit", () => fs.rmSync(defaultCache, { recursive: true, force: true }));
 
-export const INSTALL_HINT = "run the install line of .ci/run (apt-get install -y docker-registry skopeo umoci runc zstd)";
+export const INSTALL_HINT = "run scripts/ensure-tools as root, as npm test does (it installs the missing Debian packages: docker-registry skopeo umoci runc zstd ...)";
 
 /** Fails (never skips) when a required binary is missing. */
 export function requireTool(name: string): string {

@@ -213,7 +213,9 @@ describe("Template and Snapshot SDK classes (Pulumi mocks)", function () {
           const outs: Record<string, unknown> = { ...args.inputs };
           if (args.type.endsWith(":Container")) Object.assign(outs, { vmid: 4242, node: "pve2" });
           if (args.type.endsWith(":Template")) Object.assign(outs, { volid: "local:vztmpl/x.tar.gz", size: 1, format: "tgz" });
-          return { id: `${args.name}-id`, state: outs };
+          // Ids as the providers make them: a Container's is its vmid, a Template's its volid.
+          const id = args.type.endsWith(":Container") ? "4242" : args.type.endsWith(":Template") ? "local:vztmpl/x.tar.gz" : `${args.name}-id`;
+          return { id, state: outs };
         },
         call: (args) => args.inputs,
       },

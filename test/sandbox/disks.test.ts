@@ -173,8 +173,9 @@ describe("sandbox: disks, migration, snapshots, clones", function () {
     expect(startTmpl.exitstatus).to.equal("you can't start a CT if it's a template");
     const linked = await env.task("POST", "/nodes/pve1/lxc/220/clone", { newid: 223 });
     expect(linked.exitstatus).to.equal("OK");
-    expect((await cfg(223)).rootfs).to.equal("local-lvm:base-220-disk-0/vm-223-disk-0,size=1G");
-    expect(await env.sb.admin.readVolumeMarker("local-lvm:base-220-disk-0/vm-223-disk-0")).to.equal("golden");
+    // LvmThinPlugin clone_image returns the new LV's plain name (a thin snapshot of the base)
+    expect((await cfg(223)).rootfs).to.equal("local-lvm:vm-223-disk-0,size=1G");
+    expect(await env.sb.admin.readVolumeMarker("local-lvm:vm-223-disk-0")).to.equal("golden");
     await createCt(env, 224, { rootfs: "shared-nfs:1" });
     await env.api("POST", "/nodes/pve1/lxc/224/template");
     for (let i = 0; i < 100 && String((await cfg(224)).template) !== "1"; i++) await new Promise((r) => setTimeout(r, 10));

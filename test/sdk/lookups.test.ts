@@ -1,7 +1,7 @@
 /**
  * The lookup functions (sdk/lookups) in process against the sandbox: what each returns,
- * the filters, the preview rule of the Output form (no request while previewing unless
- * `preview: "query"`), argument errors before anything is sent, connection settings from
+ * the filters, the preview rule of the Output form (it resolves while previewing unless
+ * `preview: "skip"`), argument errors before anything is sent, connection settings from
  * the Pulumi stack config or PROXMOX_VE_* variables, TLS pinning, and no secret in the log
  * or an error. The config reaches the lookups the way it does in a program: through the
  * Pulumi runtime (setAllConfig stands in for the engine).
@@ -171,15 +171,15 @@ describe("lookup functions (in process, against the sandbox)", function () {
       expect(r.value!.map((v) => v.volid)).to.include(OSTEMPLATE);
     });
 
-    it("sends no request during a preview by default: the value is unknown and applies do not run", async () => {
+    it('preview: "skip" sends no request during a preview: the value is unknown and applies do not run', async () => {
       await preview();
       await sb.admin.resetCounters();
       let ran = false;
-      const newest = sdk.getVolumesOutput({ node: "pve1", storage: "local", content: "vztmpl" }).apply((v) => {
+      const newest = sdk.getVolumesOutput({ node: "pve1", storage: "local", content: "vztmpl" }, { preview: "skip" }).apply((v) => {
         ran = true;
         return v.volumes[0].volid;
       });
-      const containers = sdk.getContainersOutput({ node: "pve1" });
+      const containers = sdk.getContainersOutput({ node: "pve1" }, { preview: "skip" });
       const r = await settle(newest);
       expect(r.known).to.equal(false);
       expect((await settle(containers)).known).to.equal(false);
@@ -187,10 +187,10 @@ describe("lookup functions (in process, against the sandbox)", function () {
       expect((await sb.admin.counters()).requests).to.deep.equal({});
     });
 
-    it('preview: "query" resolves during a preview, with one request', async () => {
+    it("resolves during a preview by default (so consumers preview exactly), with one request", async () => {
       await preview();
       await sb.admin.resetCounters();
-      const r = await settle(sdk.getVolumesOutput({ node: "pve1", storage: "local", content: "vztmpl" }, { preview: "query" }));
+      const r = await settle(sdk.getVolumesOutput({ node: "pve1", storage: "local", content: "vztmpl" }));
       expect(r.known).to.equal(true);
       expect(r.value!.volumes.map((v) => v.volid)).to.include(OSTEMPLATE);
       expect(await requests(CONTENT)).to.equal(1);

@@ -39,7 +39,7 @@ export interface AnonymousRegistry {
 function requireTools(...tools: string[]): void {
   for (const tool of tools) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
-      throw new Error(`required tool '${tool}' is missing: run the install line of .ci/run (apt-get install -y docker-registry skopeo ...)`);
+      throw new Error(`required tool '${tool}' is missing: run scripts/ensure-tools as root, as npm test does (it installs the missing Debian packages: docker-registry skopeo ...)`);
     }
   }
 }

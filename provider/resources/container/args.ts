@@ -159,7 +159,13 @@ export const containerArgsSchema = z
       .optional(),
     pool: z.string().regex(/^[A-Za-z0-9.\-_]+$/, "must be a pool ID").optional(),
     protection: z.boolean().optional(),
-    template: z.string().regex(/^[a-z][a-z0-9\-_.]*[a-z0-9]:(vztmpl|backup)\/.+$/i, "must be a template volume ID like 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst'").optional(),
+    template: z
+      .string()
+      // A backup volid is a restore (POST …/lxc with restore=1), which Container does not do;
+      // PVE would fail the create on the server after the preview said it was fine.
+      .refine((v) => !/^[^:]+:backup\//i.test(v), "is a backup archive (storage:backup/…); Container creates from CT templates only. Restore the backup with `pct restore` and adopt it (adopt: true, vmid), or use a template volume ID like 'local:vztmpl/…'")
+      .refine((v) => /^[a-z][a-z0-9\-_.]*[a-z0-9]:vztmpl\/.+$/i.test(v) || /^[^:]+:backup\//i.test(v), "must be a template volume ID like 'local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst'")
+      .optional(),
     ostype: z.enum(["debian", "devuan", "ubuntu", "centos", "fedora", "opensuse", "archlinux", "alpine", "gentoo", "nixos", "unmanaged"]).optional(),
     arch: z.enum(["amd64", "i386", "arm64", "armhf", "riscv32", "riscv64"]).optional(),
     unprivileged: z.boolean().default(true),
@@ -243,6 +249,8 @@ export const containerArgsSchema = z
     safetySnapshot: z.boolean().optional(),
     /** Set by the SDK: the Pulumi resource name, for logs. */
     resourceName: z.string().optional(),
+    /** Set by the SDK: inputs taken from the template's image (OciImage), which follow `template`. */
+    fromTemplate: z.array(z.enum(["entrypoint", "env"])).optional(),
   })
   .strict()
   .superRefine((a, ctx) => {
@@ -292,18 +300,56 @@ export type Network = z.infer<typeof networkSchema>;
 export type Device = z.infer<typeof deviceSchema>;
 export type Rootfs = z.infer<typeof rootfsSchema>;
 
-/** Things only root@pam may do (BEHAVIOR.md 2.4); check() refuses them for other users up front. */
-export function rootOnlyReasons(a: ContainerArgs): string[] {
+/**
+ * Things only root@pam may do (BEHAVIOR.md 2.4, `check_ct_modify_config_perm`), for the
+ * change from `prev` (the previous inputs; undefined on create) to `a`. PVE checks only the
+ * keys a request sends, so an unchanged bind mount or feature set does not count; features
+ * are compared as PVE does, by their printed values (`keyctl: false` is `keyctl=0`, a
+ * change like any other).
+ */
+export function rootOnlyReasons(a: ContainerArgs, prev?: Partial<ContainerArgs>): string[] {
   const out: string[] = [];
+  const same = (x: unknown, y: unknown) => JSON.stringify(x) === JSON.stringify(y);
+  const prevMps = new Map((prev?.mountPoints ?? []).map((m) => [m.slot, m]));
   (a.mountPoints ?? []).forEach((m, i) => {
-    if (m.hostPath) out.push(`mountPoints[${i}].hostPath: bind and device mounts can only be set by root@pam`);
+    const before = prevMps.get(m.slot);
+    if ((m.hostPath || before?.hostPath) && !same(m, before)) out.push(`mountPoints[${i}].hostPath: bind and device mounts can only be set by root@pam`);
   });
-  if (a.devices?.length) out.push("devices: device passthrough (dev[n]) can only be set by root@pam");
-  if (a.hookscript) out.push("hookscript: can only be set by root@pam");
-  const f = a.features;
-  if (f && (f.keyctl || f.fuse || f.mknod || f.mount?.length || f.forceRwSys)) {
-    out.push("features: everything except nesting can only be set by root@pam");
+  const kept = new Set((a.mountPoints ?? []).map((m) => m.slot));
+  for (const m of prev?.mountPoints ?? []) {
+    if (m.hostPath && !kept.has(m.slot)) out.push(`mountPoints: removing the bind mount in slot ${m.slot} can only be done by root@pam`);
   }
-  if (f && !a.unprivileged) out.push("features: any feature on a privileged container can only be set by root@pam");
+  if ((a.devices?.length || prev?.devices?.length) && !same(a.devices ?? [], prev?.devices ?? [])) {
+    out.push("devices: device passthrough (dev[n]) can only be set by root@pam");
+  }
+  if ((a.hookscript ?? "") !== (prev?.hookscript ?? "")) out.push("hookscript: can only be set by root@pam");
+  const now = printedFeatures(a.features);
+  const before = printedFeatures(prev?.features);
+  if (!same(now, before)) {
+    if (!a.unprivileged) out.push("features: any feature change on a privileged container can only be made by root@pam");
+    else if (otherFeatureChanged(before, now)) out.push("features: everything except nesting can only be set by root@pam (PVE compares printed values, so keyctl: false counts too)");
+  }
   return out;
+}
+
+/** Feature flags as PVE's printed `features` property string would hold them. */
+function printedFeatures(f: ContainerArgs["features"] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const flag = (k: string, v: boolean | undefined) => v !== undefined && (out[k] = v ? "1" : "0");
+  if (!f) return out;
+  flag("nesting", f.nesting);
+  flag("keyctl", f.keyctl);
+  flag("fuse", f.fuse);
+  flag("mknod", f.mknod);
+  flag("force_rw_sys", f.forceRwSys);
+  if (f.mount?.length) out.mount = f.mount.join(";");
+  return out;
+}
+
+/** PVE's rule: without old features only `nesting=1` alone is not root-only; with them, any non-nesting key whose value changed. */
+function otherFeatureChanged(before: Record<string, string>, now: Record<string, string>): boolean {
+  const nestingOnly = (x: Record<string, string>) => Object.keys(x).length === 1 && x.nesting === "1";
+  if (!Object.keys(before).length) return Object.keys(now).length > 0 && !nestingOnly(now);
+  if (!Object.keys(now).length) return !nestingOnly(before);
+  return [...new Set([...Object.keys(before), ...Object.keys(now)])].some((k) => k !== "nesting" && (before[k] ?? "") !== (now[k] ?? ""));
 }

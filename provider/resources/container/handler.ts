@@ -11,8 +11,11 @@ import { fromPveConfig, mountPointString, rootfsString, toPveKeys, stripUndefine
 import { planChanges, canonical, REPLACE_FIELDS, type ChangePlan } from "./plan";
 import { refreshedArgs } from "./project";
 import { withSafetySnapshot } from "./safety";
+import { assertBridgesExist } from "./bridges";
+import { migrationStorageMap, remainingMoves } from "./migration";
+import { versionProblems, type ServerRelease } from "./versions";
 import { ADDRESS_FIELDS, AddressesRequiredError, awaitedAddresses, currentAddresses, emptyAddresses, waitForAddresses, waitsNow, withStatic } from "./addresses";
-import { checkInputs, parseInputs, unknownPaths } from "../validation";
+import { checkInputs, hideSecretValues, parseInputs, unknownPaths, InputError } from "../validation";
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
@@ -47,18 +50,46 @@ const COMPUTED = ["status", "volids", "hwaddrs", "ipv4", "ipv6"] as const;
 const DEFAULT_TIMEOUTS_S = { create: 600, update: 600, delete: 300, start: 120, shutdown: 60, migrate: 1800 };
 const timeoutMs = (a: ContainerArgs, k: keyof typeof DEFAULT_TIMEOUTS_S) => (a.timeouts?.[k] ?? DEFAULT_TIMEOUTS_S[k]) * 1000;
 
-/** The user the provider connects as (for root-only checks), from stack config or env. */
-function connectingUser(): string | undefined {
+/**
+ * Who PVE sees (for root-only checks), from stack config or env. With an API token that is
+ * the token ID (`root@pam!x`), never `root@pam` itself: PVE's root-only checks compare the
+ * authenticated user with `root@pam`, and a token is its own principal (BEHAVIOR.md 2.2).
+ */
+function connectingPrincipal(): { id: string; token: boolean } | undefined {
   const cfg = getProviderConfig();
-  const token = cfg.apiToken ?? process.env.PROXMOX_VE_API_TOKEN;
-  if (token) return token.split("!")[0];
-  return cfg.username ?? process.env.PROXMOX_VE_USERNAME;
+  // Credentials come from one source as a unit, as in parseSettings; "" counts as unset.
+  const fromConfig = [cfg.apiToken, cfg.username, cfg.password, cfg.otp].some((v) => v);
+  const token = fromConfig ? cfg.apiToken : process.env.PROXMOX_VE_API_TOKEN;
+  if (token) return { id: token.split("=")[0], token: true };
+  const user = fromConfig ? cfg.username : process.env.PROXMOX_VE_USERNAME;
+  return user ? { id: user, token: false } : undefined;
+}
+
+function rootOnlyFailures(a: ContainerArgs, olds: Record<string, unknown>): Array<{ field: string; message: string }> {
+  // Adopting: what the CT already has is only known once it is read (adopt() checks then).
+  if (a.adopt && !Object.keys(olds).length) return [];
+  const who = connectingPrincipal();
+  if (!who || (!who.token && who.id === "root@pam")) return [];
+  // The previous inputs as check() returned them (normalised), or the CT as read (adopt).
+  const prev = Object.keys(olds).length ? (stripComputed(olds) as Partial<ContainerArgs>) : undefined;
+  const fix = who.token
+    ? `the provider connects with the API token ${who.id}, and PVE never treats a token as root@pam. Set proxmox:username to root@pam with proxmox:password (ticket login) for this stack`
+    : `the provider connects as ${who.id}; connect as root@pam (proxmox:username/proxmox:password)`;
+  return rootOnlyReasons(a, prev).map((r) => {
+    const i = r.indexOf(": ");
+    return { field: r.slice(0, i), message: `${r.slice(i + 2)}; ${fix}, or drop the setting` };
+  });
+}
+
+function stripComputed(olds: Record<string, unknown>): Record<string, unknown> {
+  const prev: Record<string, unknown> = { ...olds };
+  for (const k of COMPUTED) delete prev[k];
+  return prev;
 }
 
 /** The previous inputs as recorded in state: outputs minus what is computed. */
 function previousArgs(olds: Record<string, unknown>, next: ContainerArgs): ContainerArgs {
-  const prev: Record<string, unknown> = { ...olds };
-  for (const k of COMPUTED) delete prev[k];
+  const prev = stripComputed(olds);
   // An allocated vmid is state, not input: compare it only when the program sets one.
   if (next.vmid === undefined) delete prev.vmid;
   return prev as ContainerArgs;
@@ -72,37 +103,98 @@ function parse(inputs: unknown): ContainerArgs {
 
 // ---------------------------------------------------------------------------------------
 
-async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, containerArgsSchema, news, (a) => {
-      const who = connectingUser();
-      if (!who || who === "root@pam") return [];
-      return rootOnlyReasons(a).map((r) => {
-        const i = r.indexOf(": ");
-        return { field: r.slice(0, i), message: `${r.slice(i + 2)}; the provider connects as ${who}` };
-      });
-    }),
+/** Inputs stored as secrets (sdk/container.ts): a check failure must not name them. */
+const SECRET_INPUTS = ["password"];
+
+async function check(olds: Record<string, unknown>, news: Record<string, unknown>) {
+  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async (ctx) => {
+    const release = usesVersionedInputs(news) ? await serverRelease(ctx) : undefined;
+    const outcome = checkInputs(TYPE, containerArgsSchema, news, (a) => [...rootOnlyFailures(a, olds ?? {}), ...(release ? versionProblems(a, release) : [])]);
+    return hideSecretValues(outcome, SECRET_INPUTS);
+  });
+}
+
+/** Inputs whose acceptance depends on the server's release (./versions): only then does check() ask the server. */
+function usesVersionedInputs(news: Record<string, unknown>): boolean {
+  const nets = Array.isArray(news.networks) ? (news.networks as Array<Record<string, unknown>>) : [];
+  return (
+    (typeof news.template === "string" && /\.tar$/i.test(news.template)) ||
+    news.entrypoint !== undefined ||
+    news.env !== undefined ||
+    news.haManaged !== undefined ||
+    nets.some((n) => n && n.hostManaged !== undefined)
   );
+}
+
+/** The server's release for check(), or undefined when it cannot be asked now (create/update check again). */
+async function serverRelease(ctx: OperationContext): Promise<ServerRelease | undefined> {
+  try {
+    return await ctx.client().version();
+  } catch (e) {
+    ctx.log.debug({ err: (e as Error).message }, "server version unknown at check; version-dependent inputs are checked at create/update");
+    return undefined;
+  }
+}
+
+/**
+ * Before anything is sent (also when check could not see every value): refuse root-only
+ * changes for a non-root principal and inputs this server's release does not accept.
+ */
+async function assertSendable(client: PveClient, a: ContainerArgs, olds: Record<string, unknown>): Promise<void> {
+  const problems = [...rootOnlyFailures(a, olds), ...versionProblems(a, await client.version())];
+  if (problems.length) throw new InputError(TYPE, problems);
 }
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
   return runOperation({ resourceType: TYPE, operation: "diff", resourceName: news.resourceName as string, node: olds.node as string, vmid: olds.vmid as number }, async () => {
-    if (unknownPaths(news).length) {
-      // Preview with values not known yet: anything unknown may change; replace fields may replace.
-      const changed = Object.keys({ ...olds, ...news }).filter(
-        (k) => !(COMPUTED as readonly string[]).includes(k) && JSON.stringify(canonical(olds[k])) !== JSON.stringify(canonical(news[k])) && !(k === "vmid" && news.vmid === undefined),
-      );
-      const replaces = changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k));
-      return { changes: changed.length > 0, replaces, deleteBeforeReplace: news.vmid !== undefined };
-    }
-    const next = parse(news);
-    const plan = planChanges(previousArgs(olds, next), next, {
-      volids: (olds.volids as Record<string, string>) ?? {},
-      hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
-    });
+    const verdict = classify(olds, news);
     // A fixed vmid cannot exist twice: the old CT must go before the new one is created.
-    return { changes: plan.changed.length > 0, replaces: plan.replaces, deleteBeforeReplace: next.vmid !== undefined };
+    return { changes: verdict.changed.length > 0, replaces: verdict.replaces, deleteBeforeReplace: news.vmid !== undefined };
   });
+}
+
+/**
+ * What `update` will do, as the engine needs it: changed inputs and the replace reasons.
+ * During a preview some inputs may be unknown (outputs of resources changed in the same
+ * run). Those are classified by what they are, never by comparing raw text: the known
+ * inputs are planned exactly as `update` plans them (defaults applied), with each unknown
+ * top-level input standing in at its previous value; an unknown input then counts as a
+ * change, and as a replace only when it is itself a replace field (vmid, unprivileged,
+ * template), whose value may really change.
+ */
+export function classify(olds: Record<string, unknown>, news: Record<string, unknown>): { changed: string[]; replaces: string[] } {
+  const unknownTop = [...new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]))];
+  // The image's entrypoint/env (sdk: `template: anOciImage`) are unknown while the OciImage
+  // is updated in place (credentials, timeouts); they follow the stored template, so with
+  // the same known template they are the values recorded before.
+  const sameTemplate = !unknownTop.includes("template") && news.template === olds.template;
+  const followsTemplate = (k: string) => sameTemplate && Array.isArray(news.fromTemplate) && news.fromTemplate.includes(k);
+  const unknown = unknownTop.filter((k) => !followsTemplate(k));
+  const candidate: Record<string, unknown> = { ...news };
+  for (const k of unknownTop) {
+    if (olds[k] === undefined || (COMPUTED as readonly string[]).includes(k)) delete candidate[k];
+    else candidate[k] = olds[k];
+  }
+  let next: ContainerArgs;
+  try {
+    next = parse(candidate);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    // A recorded value that does not parse as an input (state of an older version): judge
+    // by the raw values; an unknown or differing replace field may replace.
+    const differs = (k: string) => unknown.includes(k) || (news[k] !== undefined && JSON.stringify(canonical(news[k])) !== JSON.stringify(canonical(olds[k])));
+    const changed = Object.keys(news).filter(differs).sort();
+    return { changed, replaces: changed.filter((k) => (REPLACE_FIELDS as readonly string[]).includes(k)) };
+  }
+  const plan = planChanges(previousArgs(olds, next), next, {
+    volids: (olds.volids as Record<string, string>) ?? {},
+    hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {},
+  });
+  const replaceField = (k: string) => (REPLACE_FIELDS as readonly string[]).includes(k);
+  return {
+    changed: [...new Set([...plan.changed, ...unknown])].sort(),
+    replaces: [...new Set([...plan.replaces, ...unknown.filter(replaceField)])].sort(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -132,7 +224,7 @@ async function readOutputs(
   vmid: number,
   node: string,
   ctx: OperationContext,
-  known: { pool?: string; status?: "running" | "stopped" } = {},
+  known: { pool?: string | null; status?: "running" | "stopped" } = {},
   wait: boolean | number = false,
 ): Promise<ContainerOutputs> {
   const cfg = await client.lxc.getConfig(node, vmid, { current: true });
@@ -140,7 +232,9 @@ async function readOutputs(
   const status = st.status;
   const observed = fromPveConfig(cfg);
   const running = status === "running";
-  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool: known.pool ?? declared.pool });
+  // `pool: null`: the caller looked it up and the CT is in no pool.
+  const pool = known.pool === null ? undefined : (known.pool ?? declared.pool);
+  const args = refreshedArgs(declared as unknown as Record<string, unknown>, observed.args as Record<string, unknown>, { node, running, pool });
   const outs = (a: { ipv4: Record<string, string[]>; ipv6: Record<string, string[]> }) =>
     stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ...a });
   if (!Object.keys(observed.hwaddrs).length) return outs(emptyAddresses());
@@ -184,6 +278,8 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const a = parse(inputs);
     const client = ctx.client();
     if (a.adopt) return adopt(client, a, ctx);
+    await assertSendable(client, a, {});
+    await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log);
     let vmid: number;
     try {
       ({ vmid } = await client.lxc.createContainer({
@@ -207,6 +303,7 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     ctx.bind({ vmid });
     ctx.log.info({ vmid }, "container created");
     try {
+      await restoreDeclaredAppKeys(client, a.node, vmid, a, ctx);
       // A CT we just created is stopped (no start=1 in the create): start it (if wanted)
       // without asking for its status first — one request less per container
       // (bench/pulumi-up.ts). HA-managed ones may be started by the HA manager meanwhile,
@@ -224,6 +321,33 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       throw partialFailure(e, String(vmid), stripUndefined({ ...a, vmid, status: "unknown", volids: {}, hwaddrs: {}, ipv4: {}, ipv6: {} }));
     }
   });
+}
+
+/**
+ * PVE fills `entrypoint`, `env` and `cmode` of an OCI app container from the image during
+ * the create task, over what the request said (BEHAVIOR.md 7). Put the declared values back
+ * before the first start, so the first `up` ends in the declared state without a reboot.
+ */
+async function restoreDeclaredAppKeys(client: PveClient, node: string, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<void> {
+  if (a.entrypoint === undefined && a.env === undefined && a.console?.mode === undefined) return;
+  const cfg = await client.lxc.getConfig(node, vmid, { current: true });
+  const have = fromPveConfig(cfg).args;
+  const want = toPveKeys(a);
+  const set: Record<string, string> = {};
+  const del: string[] = [];
+  if (a.entrypoint !== undefined && have.entrypoint !== a.entrypoint) set.entrypoint = a.entrypoint;
+  if (a.env !== undefined && JSON.stringify(sortKeys(have.env ?? {})) !== JSON.stringify(sortKeys(a.env))) {
+    if (want.env !== undefined) set.env = want.env;
+    else del.push("env");
+  }
+  if (a.console?.mode !== undefined && have.console?.mode !== a.console.mode) set.cmode = a.console.mode;
+  if (!Object.keys(set).length && !del.length) return;
+  ctx.log.info({ keys: [...Object.keys(set), ...del] }, "Proxmox replaced declared values with the image's during create; setting them back");
+  await client.lxc.updateConfig(node, vmid, { set, delete: del, digest: cfg.digest });
+}
+
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
 }
 
 async function locate(client: PveClient, vmid: number): Promise<{ node: string; pool?: string } | undefined> {
@@ -251,6 +375,8 @@ async function adopt(client: PveClient, a: ContainerArgs, ctx: OperationContext)
   const status = await client.lxc.status(where.node, vmid);
   const current = refreshedArgs(a as unknown as Record<string, unknown>, cfg.args as Record<string, unknown>, { node: where.node, running: status.status === "running", pool: where.pool }) as unknown as ContainerArgs;
   const plan = planChanges(current, a, { volids: cfg.volids, hwaddrs: cfg.hwaddrs });
+  const rootOnly = rootOnlyFailures({ ...a, adopt: false }, current as unknown as Record<string, unknown>);
+  if (rootOnly.length) throw new InputError(TYPE, rootOnly);
   ctx.log.info({ changes: plan.changed }, "adopting container");
   const began = Date.now();
   await execute(client, vmid, where.node, a, plan, ctx);
@@ -279,17 +405,44 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
     const vmid = Number(id);
     const a = parse(news);
     const plan = planChanges(previousArgs(olds, a), a, { volids: (olds.volids as Record<string, string>) ?? {}, hwaddrs: (olds.hwaddrs as Record<string, string>) ?? {} });
+    await assertSendable(client, a, olds);
     const where = await locate(client, vmid);
     if (!where) throw new Error(`CT ${vmid} no longer exists; run \`pulumi refresh\` so Pulumi forgets it, then \`pulumi up\` creates it again.`);
+    if (Object.keys(plan.set).some((k) => /^net\d+$/.test(k))) await assertBridgesExist(client, a.node, a.networks ?? [], ctx.log, "nothing was changed");
     const run = () => execute(client, vmid, where.node, a, plan, ctx);
     const began = Date.now();
-    await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, run) : run());
+    const safety = { startMs: timeoutMs(a, "start"), lockMs: timeoutMs(a, "update") };
+    try {
+      await (a.safetySnapshot ? withSafetySnapshot(client, where.node, vmid, plan, ctx, safety, run) : run());
+    } catch (e) {
+      throw await withAppliedState(e, client, vmid, a, ctx);
+    }
     return { outs: await readOutputs(client, a, vmid, a.node, ctx, {}, addressWait(plan, began)) };
   });
 }
 
 /** An update waits for addresses if it changed what they depend on, or (re)started the CT. */
 const addressWait = (plan: ChangePlan, began: number) => plan.changed.some((k) => (ADDRESS_FIELDS as readonly string[]).includes(k)) || began;
+
+/**
+ * An update that failed part-way (disks grown, then the config PUT refused; a migration
+ * done, then a start that failed) has changed the CT. Report what it is now as the
+ * resource's outputs (the engine stores them with the error), so the next preview
+ * compares with reality instead of the state before this update. Addresses are read as
+ * they are, without waiting.
+ */
+async function withAppliedState(err: unknown, client: PveClient, vmid: number, a: ContainerArgs, ctx: OperationContext): Promise<unknown> {
+  try {
+    const where = await locate(client, vmid);
+    if (!where) return err;
+    const outs = await readOutputs(client, a, vmid, where.node, ctx, { pool: where.pool ?? null });
+    ctx.log.warn("update failed part-way; the state records what was applied");
+    return partialFailure(err, String(vmid), outs as unknown as Record<string, unknown>);
+  } catch (readErr) {
+    ctx.log.warn({ err: (readErr as Error).message }, "could not read the container after a failed update; the state keeps its previous outputs");
+    return err;
+  }
+}
 
 /** Carry out a plan. Order matters: see the header comment. */
 async function execute(client: PveClient, vmid: number, startNode: string, a: ContainerArgs, plan: ChangePlan, ctx: OperationContext): Promise<void> {
@@ -298,21 +451,27 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
     ctx.log.warn({ fields: plan.createOnlyChanged }, `${plan.createOnlyChanged.join(", ")} only apply when a container is created; change them inside the container`);
   }
   const isRunning = async () => (await client.lxc.status(node, vmid)).status === "running";
+  const protection = plan.protection;
+  if (protection?.first || protection?.firstDelete) {
+    ctx.log.info("clearing protection before changing volumes (Proxmox refuses volume changes while it is set)");
+    await client.lxc.updateConfig(node, vmid, { set: protection.first ?? {}, delete: protection.firstDelete ?? [] });
+  }
 
   if (node !== a.node) {
     const running = await isRunning();
-    const moves = plan.diskMoves;
-    // One target storage for every volume: let the migration put them there directly.
-    const single = moves.length > 0 && moves.every((m) => m.storage === moves[0].storage) ? moves[0].storage : undefined;
-    ctx.log.info({ from: node, to: a.node, restart: running }, "migrating container");
+    const storageMap = plan.diskMoves.length ? await migrationMapFor(client, node, vmid, plan.diskMoves) : undefined;
+    ctx.log.info({ from: node, to: a.node, restart: running, "target-storage": storageMap }, "migrating container");
     await client.lxc.migrateAndWait(
       node,
       vmid,
-      { target: a.node, restart: running || undefined, "target-storage": single },
+      { target: a.node, restart: running || undefined, "target-storage": storageMap },
       { wait: { timeoutMs: timeoutMs(a, "migrate") } },
     );
     node = a.node;
-    if (single) plan.diskMoves = [];
+    if (plan.diskMoves.length) {
+      // What the migration did not move (shared storage, split storages) is moved next.
+      plan.diskMoves = remainingMoves(fromPveConfig(await client.lxc.getConfig(node, vmid, { current: true })).volids, plan.diskMoves);
+    }
   }
 
   let stoppedForMove = false;
@@ -351,6 +510,7 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
       await client.lxc.updateConfig(node, vmid, { set, delete: plan.delete, digest: cfg.digest });
     }
   }
+  if (protection?.last) await client.lxc.updateConfig(node, vmid, { set: protection.last, delete: [] });
 
   if (await isRunning()) {
     const pending = (await client.lxc.pending(node, vmid)).filter((p) => p.key !== "digest" && (p.pending !== undefined || p.delete !== undefined));
@@ -365,11 +525,33 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
     }
   }
 
-  if (plan.pool) {
-    if (plan.pool.from) await client.cluster.updatePoolMembers(plan.pool.from, { vms: [vmid], remove: true });
-    if (plan.pool.to) await client.cluster.updatePoolMembers(plan.pool.to, { vms: [vmid] });
-  }
+  if (plan.pool) await movePool(client, vmid, plan.pool.to, ctx);
   if (plan.power || stoppedForMove || a.started !== (await isRunning())) await setPower(client, node, vmid, a, ctx);
+}
+
+/**
+ * Put the CT into pool `to` (or no pool). PVE refuses to add a member twice, to remove a
+ * non-member and to add a CT that is in another pool, so read where it is first (a CT is in
+ * at most one pool; /cluster/resources shows it with Pool.Audit) and change only what differs.
+ */
+async function movePool(client: PveClient, vmid: number, to: string | undefined, ctx: OperationContext): Promise<void> {
+  const current = (await locate(client, vmid))?.pool;
+  if (current === to) return;
+  if (current) {
+    ctx.log.info({ pool: current }, "removing container from pool");
+    await client.cluster.updatePoolMembers(current, { vms: [vmid], remove: true });
+  }
+  if (to) {
+    ctx.log.info({ pool: to }, "adding container to pool");
+    await client.cluster.updatePoolMembers(to, { vms: [vmid] });
+  }
+}
+
+/** `target-storage` for migrating with disk moves (see ./migration). */
+async function migrationMapFor(client: PveClient, node: string, vmid: number, moves: ChangePlan["diskMoves"]): Promise<string | undefined> {
+  const volids = fromPveConfig(await client.lxc.getConfig(node, vmid, { current: true })).volids;
+  const shared = new Set((await client.storage.list(node)).filter((st) => st.shared).map((st) => st.storage));
+  return migrationStorageMap(volids, moves, shared);
 }
 
 async function destroy(id: string, props: Record<string, unknown>): Promise<void> {

@@ -16,11 +16,22 @@ export const REPLACE_FIELDS = ["vmid", "unprivileged", "template"] as const;
 export const CREATE_ONLY_FIELDS = ["password", "sshPublicKeys", "haManaged"] as const;
 
 /** Fields that steer the provider itself, never sent to PVE. */
-export const PROVIDER_ONLY_FIELDS = ["timeouts", "pendingChanges", "adopt", "safetySnapshot", "waitForIp", "resourceName"] as const;
+export const PROVIDER_ONLY_FIELDS = ["timeouts", "pendingChanges", "adopt", "safetySnapshot", "waitForIp", "resourceName", "fromTemplate"] as const;
 
 /** PVE refuses to delete these (`unable to delete required option`), so unsetting them resets them. */
 const REQUIRED_DEFAULTS: Record<string, string> = { memory: "512", swap: "512" };
 const UNDELETABLE = new Set(["ostype", "arch"]);
+
+export class ProtectedDiskError extends Error {
+  constructor(what: string[]) {
+    super(
+      `protection: the container has protection enabled, and Proxmox refuses every rootfs/mount-point change while it is ` +
+        `(${what.join(", ")}). Set protection: false for this change (the provider clears it before touching the disks) ` +
+        `and back to true in a later \`pulumi up\`.`,
+    );
+    this.name = "ProtectedDiskError";
+  }
+}
 
 export class ShrinkError extends Error {
   constructor(disk: string, from: string, to: string) {
@@ -50,6 +61,12 @@ export interface ChangePlan {
   set: PveConfig;
   delete: string[];
   pool?: { from?: string; to?: string };
+  /**
+   * Protection blocks every rootfs/mount-point change, even in the PUT that clears it
+   * (BEHAVIOR.md 1.4): when the plan touches disks and changes protection, it is cleared in
+   * a PUT of its own before the disk work (`first`) or set after it (`last`).
+   */
+  protection?: { first?: PveConfig; firstDelete?: string[]; last?: PveConfig };
   power?: "start" | "stop";
   /** Create-only fields that changed: they cannot be applied and are only recorded. */
   createOnlyChanged: string[];
@@ -145,7 +162,9 @@ export function planChanges(
     const key = `mp${slot}`;
     const old = a.get(slot);
     if (!old || mpKind(old) !== mpKind(m) || !current.volids[key]) {
-      if (old && current.volids[key]) plan.delete.push(key); // replaced by a different kind of mount
+      // A slot that now holds something else: only the new value is sent. PVE refuses `mpN`
+      // together with `delete=mpN` (400 "you can't use '-mpN' and -delete mpN' at the same
+      // time") and keeps a replaced volume as `unusedN` itself, as it does for a removed slot.
       plan.set[key] = mountPointString(m);
       continue;
     }
@@ -156,7 +175,30 @@ export function planChanges(
   }
   for (const slot of a.keys()) if (!z.has(slot)) plan.delete.push(`mp${slot}`);
   plan.delete = [...new Set(plan.delete)].sort();
+  orderProtection(prev, next, plan);
   return plan;
+}
+
+/** Whether the plan changes a volume (rootfs/mpN) in any way: what protection forbids. */
+export function diskWork(plan: ChangePlan): string[] {
+  const keys = [...Object.keys(plan.set), ...plan.delete].filter((k) => /^(rootfs|mp\d+|unused\d+)$/.test(k));
+  const work = [...plan.diskMoves, ...plan.diskResizes, ...plan.diskRewrites].map((d) => d.disk);
+  return [...new Set([...keys, ...work])].sort();
+}
+
+/** See ChangePlan.protection. A CT that stays protected cannot have its disks changed at all. */
+function orderProtection(prev: ContainerArgs, next: ContainerArgs, plan: ChangePlan): void {
+  const disks = diskWork(plan);
+  if (!disks.length) return;
+  if (prev.protection && next.protection) throw new ProtectedDiskError(disks);
+  if ("protection" in plan.set && plan.set.protection === "1") {
+    plan.protection = { last: { protection: "1" } };
+    delete plan.set.protection;
+  } else if (prev.protection && ("protection" in plan.set || plan.delete.includes("protection"))) {
+    plan.protection = "protection" in plan.set ? { first: { protection: plan.set.protection } } : { firstDelete: ["protection"] };
+    delete plan.set.protection;
+    plan.delete = plan.delete.filter((k) => k !== "protection");
+  }
 }
 
 function planDisk(disk: string, prev: { storage?: string; size?: string }, next: { storage?: string; size?: string }, plan: ChangePlan): void {
@@ -172,6 +214,7 @@ export function isStateOnly(plan: ChangePlan): boolean {
   return (
     !plan.migrateTo &&
     !plan.pool &&
+    !plan.protection &&
     !plan.power &&
     plan.diskMoves.length === 0 &&
     plan.diskResizes.length === 0 &&

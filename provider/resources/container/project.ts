@@ -43,7 +43,7 @@ export function projectLike(observed: unknown, declared: unknown): unknown {
 }
 
 /** Inputs that PVE's config cannot tell us: kept from the previous state on refresh. */
-const KEPT_ON_REFRESH = ["template", "password", "sshPublicKeys", "timeouts", "pendingChanges", "adopt", "safetySnapshot", "waitForIp", "vmid", "haManaged", "resourceName"];
+const KEPT_ON_REFRESH = ["template", "password", "sshPublicKeys", "timeouts", "pendingChanges", "adopt", "safetySnapshot", "waitForIp", "vmid", "haManaged", "resourceName", "fromTemplate"];
 
 /**
  * The inputs as reality has them now: declared keys from the observed config, node and

@@ -244,7 +244,9 @@ export function fromPveConfig(raw: Record<string, unknown>): ObservedContainer {
       const isBind = p.volume.startsWith("/");
       mps.push({
         slot: Number(m[1]),
-        ...(isBind ? { hostPath: p.volume } : { storage: storageOf(p.volume), size: p.size ? formatSize(parseSize(p.size)!) : undefined }),
+        // `volume` too: projected onto a declared `volume` mount point it keeps its kind, so
+        // a later change to an allocated one is seen (refresh keeps only declared keys).
+        ...(isBind ? { hostPath: p.volume } : { storage: storageOf(p.volume), size: p.size ? formatSize(parseSize(p.size)!) : undefined, volume: p.volume }),
         path: p.mp,
         acl: asBool(p.acl),
         backup: asBool(p.backup),

@@ -8,13 +8,15 @@
 import * as fs from "node:fs";
 import type * as pulumi from "@pulumi/pulumi";
 import { ociImageArgsSchema, type OciImageArgs } from "./args";
-import { checkInputs, parseInputs } from "../validation";
+import { checkInputs, hideSecretValues, parseInputs, unknownPaths } from "../validation";
 import { runOperation, type OperationContext } from "../operation";
 import type { ResourceHandler } from "../registry";
 import type { PveClient } from "../../proxmox/client";
+import { shellJoin } from "../../proxmox/shellQuote";
 import { buildTemplate, resolveImage, type ImageOptions, type ImageMetadata } from "../../oci";
 import { parseSource, type ImageSource } from "../../oci/source";
 import { formatReference } from "../../oci/reference";
+import { canWriteZstd } from "../../oci/compression";
 import { formatBytes } from "../../logging/progress";
 import { registerSecret } from "../../logging";
 
@@ -41,11 +43,6 @@ export interface OciImageOutputs extends OciImageArgs {
   user?: string;
 }
 
-/** Shell-quote like PVE's `PVE::Tools::cmd_to_string`, which PVE uses for `entrypoint`. */
-export function shellJoin(words: string[]): string {
-  return words.map((w) => (/^[A-Za-z0-9_\-.,:/@%+=]+$/.test(w) ? w : `'${w.replace(/'/g, `'"'"'`)}'`)).join(" ");
-}
-
 function envRecord(env: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of env) {
@@ -67,6 +64,18 @@ function imageOptions(a: OciImageArgs, ctx: OperationContext): ImageOptions {
     plainHttp: a.insecureRegistry,
     logger: ctx.log,
   };
+}
+
+/**
+ * A rootfs template's compression: the user's `compression`, else what `fileName`'s
+ * extension says, else zstd where the server reads .tar.zst templates (PVE >= 7; smaller
+ * and several times faster to write than gzip) and this machine can write it, else gzip.
+ */
+export function rootfsCompression(a: Pick<OciImageArgs, "compression" | "fileName">, v: { major: number }): "gzip" | "zstd" {
+  if (a.compression) return a.compression;
+  if (a.fileName && /\.tar\.zst$/i.test(a.fileName)) return "zstd";
+  if (a.fileName && /\.tar\.gz$/i.test(a.fileName)) return "gzip";
+  return v.major >= 7 && canWriteZstd() ? "zstd" : "gzip";
 }
 
 async function supportsAppContainers(client: PveClient): Promise<boolean> {
@@ -120,8 +129,10 @@ function metadataOutputs(meta: ImageMetadata | undefined, appContainers: boolean
   const app = appContainers && words.length > 0 && !words[0].startsWith("/sbin/init");
   return {
     imageConfig,
-    ...(app ? { entrypoint: shellJoin(words) } : {}),
-    ...(app && imageConfig.env.length ? { env: envRecord(imageConfig.env) } : {}),
+    // Always present ("" / {} when PVE sets none): a missing output is unknown in every
+    // preview, and a Container using it would preview a change `up` does not make.
+    entrypoint: app ? shellJoin(words) : "",
+    env: app && imageConfig.env.length ? envRecord(imageConfig.env) : {},
     ...(imageConfig.workdir ? { workdir: imageConfig.workdir } : {}),
     ...(imageConfig.user ? { user: imageConfig.user } : {}),
   };
@@ -129,18 +140,29 @@ function metadataOutputs(meta: ImageMetadata | undefined, appContainers: boolean
 
 async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
   return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string }, async () =>
-    checkInputs(TYPE, ociImageArgsSchema, news, (a) => {
-      const src = parseSource(a.source);
-      const local = src.transport === "oci" ? src.dir : src.transport === "docker" ? undefined : src.file;
-      if (local && !fs.existsSync(local)) return [{ field: "source", message: `'${local}' does not exist on this machine (local sources are read by the provider)` }];
-      return [];
-    }),
+    // credentials is stored as a secret (sdk/oci-image.ts): its failures must not carry it.
+    hideSecretValues(
+      checkInputs(TYPE, ociImageArgsSchema, news, (a) => {
+        const src = parseSource(a.source);
+        const local = src.transport === "oci" ? src.dir : src.transport === "docker" ? undefined : src.file;
+        if (local && !fs.existsSync(local)) return [{ field: "source", message: `'${local}' does not exist on this machine (local sources are read by the provider)` }];
+        return [];
+      }),
+      ["credentials"],
+    ),
   );
 }
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
   return runOperation({ resourceType: TYPE, operation: "diff", resourceName: news.resourceName as string }, async () => {
-    const same = (k: string) => JSON.stringify(olds[k] ?? null) === JSON.stringify(news[k] ?? null);
+    // Unknown inputs (preview) may change; the known ones are compared with their defaults
+    // applied (check leaves inputs raw while any is unknown), or a defaulted `storage` would
+    // read as a change and preview a replace that `up` does not do (test/e2e/preview-truth).
+    const unknown = new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]));
+    const candidate: Record<string, unknown> = { ...news };
+    for (const k of unknown) olds[k] === undefined ? delete candidate[k] : (candidate[k] = olds[k]);
+    const known = unknown.size ? (parseInputs(TYPE, ociImageArgsSchema, candidate) as Record<string, unknown>) : news;
+    const same = (k: string) => !unknown.has(k) && JSON.stringify(olds[k] ?? null) === JSON.stringify(known[k] ?? null);
     const inputKeys = Object.keys(ociImageArgsSchema._def.schema.shape);
     const changed = inputKeys.filter((k) => !same(k));
     const replaces: string[] = changed.filter((k) => (REPLACE_ON as readonly string[]).includes(k));
@@ -209,7 +231,7 @@ async function convertAndUpload(client: PveClient, a: OciImageArgs, ctx: Operati
     ...imageOptions(a, ctx),
     source: a.source,
     format,
-    compression: a.compression,
+    compression: format === "rootfs" ? rootfsCompression(a, await client.version()) : undefined,
     onProgress: (e) => {
       const line = `${e.phase}${e.bytesTotal ? ` ${formatBytes(e.bytesDone)} of ${formatBytes(e.bytesTotal)}` : ""}`;
       progress.update(line, { phase: e.phase, bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }, e.phase !== lastPhase);
@@ -262,7 +284,7 @@ async function read(id: string, props: Record<string, unknown>): Promise<pulumi.
     } catch (e) {
       ctx.log.warn({ err: (e as Error).message }, "could not check the image for a newer digest");
     }
-    return { id, props: { ...props, size: item.size ?? o.size, latestDigest } };
+    return { id, props: { entrypoint: "", env: {}, ...props, size: item.size ?? o.size, latestDigest } };
   });
 }
 

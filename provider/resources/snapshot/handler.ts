@@ -144,17 +144,25 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
 
 async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<pulumi.dynamic.DiffResult> {
   return runOperation({ resourceType: TYPE, operation: "diff", resourceName: news.resourceName as string, vmid: olds.vmid as number }, async () => {
-    const same = (k: string) => JSON.stringify(olds[k] ?? null) === JSON.stringify(news[k] ?? null);
+    const unknown = new Set(unknownPaths(news).map((p) => p.split(/[.[]/)[0]));
+    const same = (k: string) => !unknown.has(k) && JSON.stringify(normalised(k, olds[k])) === JSON.stringify(normalised(k, news[k]));
+    // vmid or name: another snapshot. An unknown vmid may be another CT's (its Container is
+    // being replaced; sdk/snapshot.ts passes the Container's id, known while it is updated).
     const replaces = ["vmid", "name"].filter((k) => !same(k));
-    // node: the CT migrated (or the program follows it); the snapshot moved with it.
-    const changed = ["node", "description", "startAfterRollback", "timeouts", "resourceName", ...replaces].filter((k) => !same(k));
-    // A changed trigger is an update: a new value rolls back (see update()), removing the
-    // trigger only records that. Unknown during preview shows as a change as well.
-    if (!same("rollbackTrigger") || unknownPaths(news).includes("rollbackTrigger")) changed.push("rollbackTrigger");
+    // node alone is no change: every operation finds the CT by vmid, so a migrated CT keeps
+    // its snapshot and `up` has nothing to do; read and any update record the new node.
+    // An unknown value (preview) may change: rollbackTrigger and description then update.
+    const changed = ["description", "rollbackTrigger", "startAfterRollback", "timeouts", "resourceName", ...replaces].filter((k) => !same(k));
     // A replacement always differs in vmid or name, so both can exist for a moment: the
     // new snapshot is taken first, then the old one deleted (Pulumi's default order).
     return { changes: changed.length > 0, replaces, deleteBeforeReplace: false };
   });
+}
+
+/** Compare like with like: an unset description is "", PVE's trailing newline is not a change. */
+function normalised(k: string, v: unknown): unknown {
+  if (k === "description") return typeof v === "string" ? v.replace(/\n$/, "") : "";
+  return v ?? null;
 }
 
 async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.CreateResult> {

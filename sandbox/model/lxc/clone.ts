@@ -27,6 +27,11 @@ export function registerClone(core: Core): void {
     } else core.auth.check(req.id, `/vms/${newid}`, ["VM.Allocate"]);
     const existing = core.store.state.cts[String(newid)];
     if (existing) throw fail(`CT ${newid} already exists on node '${existing.node}'`);
+    // clone_vm's first step under the config lock is set_lock($vmid, 'disk'), whose check_lock
+    // refuses a locked source. So while one clone runs (source `lock: disk`) a second clone of
+    // the same source — template or not — fails at once with `CT is locked (disk)`; PVE does
+    // not queue it (callers retry).
+    checkLock(src.conf);
     const isTemplate = src.conf.keys.template === "1";
     const full = p.full === undefined ? !isTemplate : bool(p.full);
     if (!full && p.storage) throw fail("parameter 'storage' not allowed for linked clones");
@@ -40,7 +45,6 @@ export function registerClone(core: Core): void {
     } else if (full && src.rec.running) {
       throw fail("Cannot do full clones on a running container without snapshots");
     }
-    checkLock(src.conf);
     const target = (p.target as string | undefined) ?? node;
     if (p.target) checkNode(core, target);
     const targetStorage = p.storage as string | undefined;
@@ -54,7 +58,10 @@ export function registerClone(core: Core): void {
       const vol = volOf(core, k, v)!;
       if (vol.startsWith("/")) throw fail(`unable to clone mountpoint '${k}' (type bind)`);
       const def = core.storage.mustDef(vol.split(":")[0]);
-      if (!full && !def.linkedClone) throw fail(`Linked clone feature for '${vol}' is not available`);
+      // volume_has_feature('clone'): the storage must link-clone, and only from a base volume
+      // (a template's) or a snapshot — a linked clone of a plain CT is refused.
+      const isBase = /(?:^|\/)(?:base|basevol)-\d+-disk-\d+(?:\.\w+)?$/.test(vol.slice(def.storage.length + 1));
+      if (!full && (!def.linkedClone || (!isBase && !p.snapname))) throw fail(`Linked clone feature for '${vol}' is not available`);
       if (target !== node && !def.shared && !(targetStorage && core.storage.def(targetStorage)?.shared)) throw fail(`can't clone CT to node '${target}' (CT uses local storage)`);
       core.auth.check(req.id, `/storage/${targetStorage ?? def.storage}`, ["Datastore.AllocateSpace"]);
       vols.push({ key: k, vol });
@@ -112,10 +119,16 @@ export function registerClone(core: Core): void {
               const base = core.storage.readVolume(node, vol);
               if (!base) throw new Error(`volume '${vol}' does not exist`);
               const baseName = vol.slice(sid.length + 1);
+              const type = core.storage.def(sid)?.type;
+              const isBase = /(?:^|\/)(?:base|basevol)-\d+-disk-\d+/.test(baseName);
+              // ZFSPoolPlugin clone_image clones base volumes only (also from a snapshot).
+              if (type === "zfspool" && !isBase) throw new Error("clone_image only works on base images");
               const child = core.storage.allocName(node, sid, newid);
-              // BTRFSPlugin clone_image: a snapshot under the new owner, no `base/` link in the name.
-              nv = core.storage.def(sid)?.type === "btrfs" ? `${sid}:${child}` : `${sid}:${baseName}/${child}`;
-              core.storage.writeVolume(node, nv, { size: base.size, marker: base.marker, ctime: Math.floor(Date.now() / 1000), base: baseName, snapshots: {} });
+              // vdisk_clone names: zfs `<base>/<child>` (the base stays referenced); lvmthin and
+              // btrfs an independent snapshot under the new owner, so a plain `<child>`.
+              nv = type === "zfspool" ? `${sid}:${baseName}/${child}` : `${sid}:${child}`;
+              const from = (p.snapname ? base.snapshots[p.snapname] : undefined) ?? base;
+              core.storage.writeVolume(node, nv, { size: from.size, marker: from.marker, ctime: Math.floor(Date.now() / 1000), ...(type === "zfspool" ? { base: baseName } : {}), snapshots: {} });
               ctx.log(`create linked clone of mount point ${key} (${vol})`);
             }
             created.push(nv);
@@ -168,25 +181,38 @@ export function registerClone(core: Core): void {
         await core.flock.with(vmid, async () => {
           await ctx.work();
           const ct = ctOnNode(core, node, vmid);
-          for (const [k, v] of Object.entries(ct.conf.keys)) {
-            if (!isVolumeKey(k)) continue;
-            const vol = volOf(core, k, v)!;
-            if (vol.startsWith("/")) throw new Error(`Template feature is not available for '${vol}'`);
-            const sid = vol.split(":")[0];
-            const volname = vol.slice(sid.length + 1);
-            const newName = volname.replace(/(^|\/)vm-(\d+-disk-\d+)/, "$1base-$2").replace(/(^|\/)subvol-(\d+-disk-\d+)/, "$1basevol-$2");
-            if (newName === volname) continue;
-            const nv = core.storage.renameVolume(node, vol, newName);
-            const d = parseKey(k, v, core.version);
-            d.volume = nv;
-            ct.conf.keys[k] = printKey(k, d, core.version);
-            ctx.log(`rename '${vol}' to '${nv}'`);
-          }
-          ct.conf.keys.template = "1";
+          templateCreate(core, node, ct.conf.keys, (l) => ctx.log(l));
           saveCt(core, ct);
         });
       },
     });
     return null;
   });
+}
+
+/**
+ * `PVE::LXC::template_create`: every volume becomes a base volume (`vm-`→`base-`,
+ * `subvol-`→`basevol-` where the storage renames; dir/nfs raw files keep their name) and the
+ * config gets `template: 1`. Shared by POST …/template and restoring a template's backup.
+ */
+export function templateCreate(core: Core, node: string, keys: Record<string, string>, log: (line: string) => void): void {
+  for (const [k, v] of Object.entries(keys)) {
+    if (!isVolumeKey(k)) continue;
+    const vol = volOf(core, k, v)!;
+    if (vol.startsWith("/")) throw new Error(`Template feature is not available for '${vol}'`);
+    const sid = vol.split(":")[0];
+    const volname = vol.slice(sid.length + 1);
+    // Plugin.pm create_base (dir, nfs) only turns `vm-` into `base-`: a directory subvolume
+    // keeps its name; ZFSPoolPlugin/BTRFSPlugin also make `subvol-` a `basevol-`.
+    const type = core.storage.def(sid)?.type;
+    let newName = volname.replace(/(^|\/)vm-(\d+-disk-\d+)/, "$1base-$2");
+    if (type !== "dir" && type !== "nfs") newName = newName.replace(/(^|\/)subvol-(\d+-disk-\d+)/, "$1basevol-$2");
+    if (newName === volname) continue;
+    const nv = core.storage.renameVolume(node, vol, newName);
+    const d = parseKey(k, v, core.version);
+    d.volume = nv;
+    keys[k] = printKey(k, d, core.version);
+    log(`rename '${vol}' to '${nv}'`);
+  }
+  keys.template = "1";
 }

@@ -16,6 +16,7 @@ import { checkNode } from "../cluster";
 import { archLines, inspectTemplate, mkfsLines, tarTotalsLine } from "./extract";
 import { isOciArchive, readOciImage, shellJoin } from "../storage/ociArchive";
 import { addHaResource } from "./ha";
+import { restoreCt } from "./restore";
 import { archFromFilename, detectOstypeOfTemplate, ostypeFromFilename, ostypeFromId } from "./ostype";
 
 /** Create parameters that are not config keys. */
@@ -34,7 +35,8 @@ const SSH_KEY_RE = /^(?:(?:[^\s"]+|"[^"]*")\s+)?(ssh-(?:rsa|dss|ed25519)|ecdsa-s
 const CREATE_CHECKS_MS = 100;
 
 export function registerCreate(core: Core): void {
-  core.routes.set("POST /nodes/{node}/lxc", (req) => createCt(core, req));
+  // restore=1 is its own flow (restore.ts): the backup, not a template, is the source.
+  core.routes.set("POST /nodes/{node}/lxc", (req) => (bool(req.params.restore) ? restoreCt(core, req) : createCt(core, req)));
 }
 
 async function createCt(core: Core, req: ApiRequest): Promise<string> {

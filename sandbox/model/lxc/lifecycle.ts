@@ -248,6 +248,12 @@ export function registerLifecycle(core: Core): void {
           c.rec.running = undefined;
         }
         const before = c.conf;
+        // Storage.pm vdisk_free: a template's base volume stays while linked clones use it; the
+        // task fails before anything is removed and the config is left as it was.
+        for (const [k, v] of Object.entries(before.keys)) {
+          const vol = isVolumeKey(k) ? volOf(core, k, v) : undefined;
+          if (vol && !vol.startsWith("/") && core.storage.baseInUse(node, vol)) throw new Error(`base volume '${core.storage.parseVolid(vol).volname}' is still in use by linked clones`);
+        }
         c.rec.conf = "lock: destroyed\n";
         core.save();
         await ctx.work();

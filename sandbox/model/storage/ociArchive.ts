@@ -104,7 +104,5 @@ export async function readOciImage(file: string): Promise<OciImage> {
   return img;
 }
 
-/** PVE::Cmd `to_string`-style shell quoting. */
-export function shellJoin(args: string[]): string {
-  return args.map((a) => (/^[A-Za-z0-9_\-./=:,+@%]+$/.test(a) ? a : `'${a.replace(/'/g, `'"'"'`)}'`)).join(" ");
-}
+/** PVE::Cmd `to_string` quoting: the one implementation shared with the provider. */
+export { shellJoin } from "../../../provider/proxmox/shellQuote";

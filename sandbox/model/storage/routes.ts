@@ -9,9 +9,10 @@ import type { ApiRequest, Core } from "../../core";
 import { bool, int, route } from "../../core";
 import { ApiError, fail, paramError } from "../../http/errors";
 import { checkNode } from "../cluster";
-import { storagePath, VZTMPL_EXT, ISO_EXT, IMPORT_EXT, normalizeFilename, templateFormat, type StorageDef } from "./storages";
+import { storagePath, VZTMPL_EXT, ISO_EXT, IMPORT_EXT, normalizeFilename, templateFormat, type ParsedVolid, type StorageDef } from "./storages";
 import { downloadFile, fileChecksum } from "./download";
 import { aplinfoRecords } from "./appliances";
+import { backupItems, isProtected, readNotes, removeAuxiliaries, setProtected, writeNotes } from "./backups";
 
 const EXT: Record<string, RegExp> = { vztmpl: VZTMPL_EXT, iso: ISO_EXT, import: IMPORT_EXT };
 /** Uncompressed `.tar` templates exist since pve-storage 9.0.15 (§6.1), so not on 8.4. */
@@ -21,7 +22,7 @@ const extOk = (core: Core, content: string, filename: string) =>
 /** Where PVE would keep the file, for log lines and messages. */
 function shownPath(def: StorageDef, content: string, file: string): string {
   const base = storagePath(def) ?? "/var/lib/vz";
-  const sub = content === "vztmpl" ? "template/cache" : content === "iso" ? "template/iso" : content;
+  const sub = content === "vztmpl" ? "template/cache" : content === "iso" ? "template/iso" : content === "backup" ? "dump" : content;
   return `${base}/${sub}/${file}`;
 }
 
@@ -39,6 +40,18 @@ function storageOf(core: Core, req: ApiRequest): StorageDef {
   const def = core.storage.def(req.params.storage);
   if (!def) throw paramError({ storage: "No such storage." });
   return def;
+}
+
+/** `check_volume_access` (Storage.pm) for a volume of this storage. */
+export function checkVolumeAccess(core: Core, req: ApiRequest, def: StorageDef, pv: ParsedVolid, vmid?: number): void {
+  const sid = `/storage/${def.storage}`;
+  if (core.auth.isRoot(req.id) || core.auth.has(req.id, sid, "Datastore.Allocate")) return;
+  if (pv.vtype === "iso" || pv.vtype === "vztmpl" || pv.vtype === "import") core.auth.checkAny(req.id, sid, ["Datastore.AllocateSpace", "Datastore.Audit"]);
+  else if (pv.owner !== undefined && vmid !== undefined && pv.owner === vmid) return;
+  else if (pv.vtype === "backup" && pv.owner !== undefined) {
+    core.auth.check(req.id, sid, ["Datastore.AllocateSpace"]);
+    core.auth.check(req.id, `/vms/${pv.owner}`, ["VM.Backup"]);
+  } else throw new ApiError(403, "Permission check failed");
 }
 
 function skopeoPath(): string | undefined {
@@ -88,7 +101,11 @@ export function registerStorage(core: Core): void {
     const items: Array<Record<string, unknown>> = [];
     for (const c of def.content) {
       if (want && want !== c) continue;
-      if (c === "vztmpl" || c === "iso" || c === "import" || c === "backup") {
+      if (c === "backup") {
+        items.push(...backupItems(core, node, def.storage, vmid));
+        continue;
+      }
+      if (c === "vztmpl" || c === "iso" || c === "import") {
         if (vmid !== undefined) continue;
         for (const f of core.storage.listFiles(node, def.storage, c)) {
           const volid = `${def.storage}:${c}/${f.name}`;
@@ -130,7 +147,26 @@ export function registerStorage(core: Core): void {
     }
     const f = core.storage.filePath(req.params.node, pv);
     if (!fs.existsSync(f)) throw fail(`no such volume '${volid}'`);
-    return { path: shownPath(def, pv.vtype, path.basename(f)), ...fileSizeInfo(fs.statSync(f).size) };
+    const attrs = pv.vtype === "backup" ? { notes: readNotes(f), protected: isProtected(f) ? 1 : 0 } : {};
+    return { path: shownPath(def, pv.vtype, path.basename(f)), ...fileSizeInfo(fs.statSync(f).size), ...attrs };
+  });
+
+  // DirPlugin `update_volume_attribute`: notes and protection exist for backups only.
+  route(core, "PUT", "/nodes/{node}/storage/{storage}/content/{volume}", (req) => {
+    const def = storageOf(core, req);
+    const volid = volidOf(core, req);
+    const pv = core.storage.parseVolid(volid);
+    checkVolumeAccess(core, req, def, pv);
+    const f = core.storage.filePath(req.params.node, pv);
+    if (req.params.notes !== undefined) {
+      if (pv.vtype !== "backup") throw fail("only backups can have notes");
+      writeNotes(f, String(req.params.notes));
+    }
+    if (req.params.protected !== undefined) {
+      if (pv.vtype !== "backup") throw fail("only backups support attribute 'protected'");
+      setProtected(f, bool(req.params.protected));
+    }
+    return null;
   });
 
   route(core, "DELETE", "/nodes/{node}/storage/{storage}/content/{volume}", async (req) => {
@@ -138,7 +174,11 @@ export function registerStorage(core: Core): void {
     const node = req.params.node;
     const volid = volidOf(core, req);
     const pv = core.storage.parseVolid(volid);
-    core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.Allocate"]);
+    // A guest's backup needs only Datastore.AllocateSpace plus VM.Backup on the guest.
+    if (pv.vtype === "backup" && pv.owner !== undefined) {
+      core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.AllocateSpace"]);
+      core.auth.check(req.id, `/vms/${pv.owner}`, ["VM.Backup"]);
+    } else core.auth.check(req.id, `/storage/${def.storage}`, ["Datastore.Allocate"]);
     const upid = core.tasks.start({
       node, type: "imgdel", id: pv.owner !== undefined ? `${pv.owner}@${def.storage}` : def.storage, who: req.id,
       worker: async (ctx) => {
@@ -151,6 +191,9 @@ export function registerStorage(core: Core): void {
           else if (!pv.volname.endsWith(".subvol")) ctx.log(`disk image '${storagePath(def) ?? "/var/lib/vz"}/images/${pv.volname}' does not exist`);
         } else {
           const f = core.storage.filePath(node, pv);
+          // Plugin.pm free_image refuses a protected volume (the backup's `.protected` file).
+          if (pv.vtype === "backup" && isProtected(f)) throw new Error(`cannot remove protected volume '${pv.volname}' on '${def.storage}'`);
+          if (pv.vtype === "backup") removeAuxiliaries(f);
           if (fs.existsSync(f)) fs.rmSync(f);
           else ctx.log(`disk image '${shownPath(def, pv.vtype, path.basename(f))}' does not exist`);
         }

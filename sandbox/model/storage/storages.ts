@@ -190,7 +190,9 @@ export class StorageModel {
     let t = /^(vztmpl|iso|backup|import)\/([^/]+)$/.exec(volname);
     if (t) {
       if (!def.pathBased) throw fail(`unable to parse ${def.type} volume name '${volname}'`);
-      return { storage, volname, vtype: t[1] as ParsedVolid["vtype"] };
+      // A standard backup name carries its guest: `backup/vzdump-lxc-<vmid>-…`.
+      const owner = t[1] === "backup" ? /^vzdump-(?:openvz|lxc|qemu)-(\d+)-/.exec(t[2])?.[1] : undefined;
+      return { storage, volname, vtype: t[1] as ParsedVolid["vtype"], ...(owner ? { owner: Number(owner) } : {}) };
     }
     t = /(?:^|\/)(?:vm|base|subvol|basevol)-(\d+)-disk-\d+(?:\.(?:raw|subvol))?$/.exec(volname);
     if (t) return { storage, volname, vtype: "images", owner: Number(t[1]) };
@@ -306,6 +308,15 @@ export class StorageModel {
     return target;
   }
 
+  /** `volume_is_base_and_used`: a template's base volume that linked clones still use. */
+  baseInUse(node: string, volid: string): boolean {
+    const { storage, volname } = this.parseVolid(volid);
+    if (!/(?:^|\/)(?:base|basevol)-\d+-disk-\d+/.test(volname)) return false;
+    // Only names that carry their base (`<base>/<child>`, zfs) keep it referenced; lvmthin and
+    // btrfs clones are independent ("LVM-thin allows deletion of still referenced base volumes").
+    return this.listImages(node, storage).some((v) => v.volname.startsWith(`${volname}/`));
+  }
+
   freeVolume(node: string, volid: string): void {
     try {
       fs.rmSync(this.volFile(node, volid), { force: true });
@@ -359,7 +370,7 @@ export class StorageModel {
   usedBytes(node: string, storage: string): number {
     const def = this.mustDef(storage);
     let used = this.listImages(node, storage).reduce((a, v) => a + v.data.size, 0);
-    if (def.pathBased) for (const c of ["vztmpl", "iso", "import"] as const) used += this.listFiles(node, storage, c).reduce((a, f) => a + f.size, 0);
+    if (def.pathBased) for (const c of ["vztmpl", "iso", "import", "backup"] as const) used += this.listFiles(node, storage, c).reduce((a, f) => a + f.size, 0);
     return used;
   }
 
