@@ -11,6 +11,7 @@ import { startSandbox, type SandboxHandle } from "../../sandbox";
 import { PveClient } from "../../provider/proxmox/client";
 import { PulumiStack } from "../support/pulumi";
 import { pulumiPath } from "../support/cli";
+import { sandboxConfig } from "../support/e2e";
 import { tmpDir } from "../oci/support";
 
 const WAIT_S = 4;
@@ -51,12 +52,7 @@ const ct = new Container("isolated", {
 export const ipv4 = ct.ipv4;
 export const status = ct.status;
 `,
-      config: {
-        "proxmox:endpoint": sb.endpoint,
-        "proxmox:apiToken": { value: sb.apiToken, secret: true },
-        "proxmox:tlsFingerprint": sb.tlsFingerprint,
-        "proxmox:metricsFile": metricsFile,
-      },
+      config: sandboxConfig(sb, { "proxmox:metricsFile": metricsFile }),
       env: { PULUMI_PROXMOX_PROGRESS: "1" },
     });
   });

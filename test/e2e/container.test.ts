@@ -5,13 +5,11 @@
  * a destroy that leaves nothing behind. Not one request may violate the PVE schema.
  */
 import { expect } from "chai";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { PveClient } from "../../provider/proxmox/client";
-import { describeChanges, findResource, hasNoChanges, opFor, PulumiStack, type OperationResult } from "../support/pulumi";
-
-/** A refresh reports every resource as "refresh" steps; drift shows in the summary as update/delete. */
-const noDrift = (r: OperationResult) => Object.keys(r.changeSummary ?? {}).every((k) => k === "same");
-import { pulumiPath } from "../support/cli";
+import type { SandboxHandle } from "../../sandbox";
+import type { PveClient } from "../../provider/proxmox/client";
+import { describeChanges, findResource, hasNoChanges, opFor, PulumiStack } from "../support/pulumi";
+import { noDrift, sandboxConfig, startCliSandbox } from "../support/e2e";
+import { applianceTemplate } from "../support/provider";
 
 interface Knobs {
   node?: string;
@@ -61,19 +59,11 @@ describe("e2e: Container through the real Pulumi CLI", function () {
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    await pulumiPath();
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 20, authFailureDelayMs: 0 });
-    client = PveClient.connect({ endpoint: sb.endpoint, apiToken: sb.apiToken, tlsFingerprint: sb.tlsFingerprint });
-    const apl = (await client.storage.aplinfo("pve1")).find((a) => a.template.startsWith("debian"))!;
-    await client.storage.aplDownloadAndWait("pve1", "shared-nfs", apl.template);
-    template = `shared-nfs:vztmpl/${apl.template}`;
+    ({ sb, client } = await startCliSandbox());
+    template = await applianceTemplate("debian", "shared-nfs", "pve1", client);
     stack = await PulumiStack.create({
       programSource: program(template),
-      config: {
-        "proxmox:endpoint": sb.endpoint,
-        "proxmox:apiToken": { value: sb.apiToken, secret: true },
-        "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      },
+      config: sandboxConfig(sb),
     });
   });
   after(async () => {

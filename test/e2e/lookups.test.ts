@@ -10,14 +10,13 @@ import { expect } from "chai";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { PveClient } from "../../provider/proxmox/client";
-import { pulumiPath } from "../support/cli";
+import type { SandboxHandle } from "../../sandbox";
+import type { PveClient } from "../../provider/proxmox/client";
 import { templateTarGz } from "../support/fixtures";
-import { describeChanges, findResource, hasNoChanges, opFor, PulumiStack, type OperationResult } from "../support/pulumi";
+import { describeChanges, findResource, hasNoChanges, opFor, PulumiStack } from "../support/pulumi";
+import { noDrift, sandboxConfig, startCliSandbox } from "../support/e2e";
 
 const CONTENT = "GET /nodes/{node}/storage/{storage}/content";
-const noDrift = (r: OperationResult) => Object.keys(r.changeSummary ?? {}).every((k) => k === "same");
 
 interface Knobs {
   memory?: number;
@@ -68,9 +67,7 @@ describe("e2e: lookup functions through the real Pulumi CLI", function () {
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    await pulumiPath();
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 20, authFailureDelayMs: 0 });
-    client = PveClient.connect({ endpoint: sb.endpoint, apiToken: sb.apiToken, tlsFingerprint: sb.tlsFingerprint });
+    ({ sb, client } = await startCliSandbox());
     // An unrelated template, then two Debian ones: the lookup must pick the newer Debian.
     await client.storage.aplDownloadAndWait("pve1", "local", "alpine-3.20-default_20240908_amd64.tar.gz");
     await uploadDebian("debian-11-standard_11.7-1_amd64.tar.gz", "11");
@@ -79,11 +76,7 @@ describe("e2e: lookup functions through the real Pulumi CLI", function () {
     await client.storage.aplDownloadAndWait("pve1", "local", "ubuntu-24.04-standard_24.04-2_amd64.tar.gz");
     stack = await PulumiStack.create({
       programSource: program(),
-      config: {
-        "proxmox:endpoint": sb.endpoint,
-        "proxmox:apiToken": { value: sb.apiToken, secret: true },
-        "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      },
+      config: sandboxConfig(sb),
     });
   });
   after(async () => {

@@ -4,10 +4,10 @@
  * container that gets the image's entrypoint and env.
  */
 import { expect } from "chai";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { PveClient } from "../../provider/proxmox/client";
+import type { SandboxHandle } from "../../sandbox";
+import type { PveClient } from "../../provider/proxmox/client";
 import { describeChanges, opFor, PulumiStack, changedResources } from "../support/pulumi";
-import { pulumiPath } from "../support/cli";
+import { sandboxConfig, startCliSandbox } from "../support/e2e";
 import { writeOciLayout, tmpDir } from "../oci/support";
 import { startAnonymousRegistry, skopeoCopy, type AnonymousRegistry } from "../support/fixtures";
 import { runnableImage } from "../oci/images";
@@ -23,15 +23,13 @@ describe("e2e: OciImage in server and client mode feeding Containers (real CLI)"
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    await pulumiPath();
     layout = tmpDir("e2e-oci-layout-");
     await writeOciLayout(layout, { v1: runnableImage() });
     registry = await startAnonymousRegistry();
     host = registry.host;
     skopeoCopy(`oci:${layout}:v1`, `docker://${host}/demo/app:1.0`);
 
-    sb = await startSandbox({ port: 0, taskDurationMs: 20, authFailureDelayMs: 0 });
-    client = PveClient.connect({ endpoint: sb.endpoint, apiToken: sb.apiToken, tlsFingerprint: sb.tlsFingerprint });
+    ({ sb, client } = await startCliSandbox({ nodes: ["pve1"] }));
     stack = await PulumiStack.create({
       programSource: `
 import { Container, OciImage } from "pulumi-proxmox-lxc";
@@ -45,11 +43,7 @@ export const servedVolid = served.volid;
 export const convertedVolid = converted.volid;
 export const vmids = [a.vmid, b.vmid];
 `,
-      config: {
-        "proxmox:endpoint": sb.endpoint,
-        "proxmox:apiToken": { value: sb.apiToken, secret: true },
-        "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      },
+      config: sandboxConfig(sb),
     });
   });
   after(async () => {

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
 import { PulumiStack } from "../support/pulumi";
 import { pulumiPath } from "../support/cli";
+import { sandboxConfig } from "../support/e2e";
 import { tmpDir } from "../oci/support";
 
 describe("e2e: progress lines in the real CLI output", function () {
@@ -32,11 +33,7 @@ describe("e2e: progress lines in the real CLI output", function () {
 import { Template } from "pulumi-proxmox-lxc";
 export const volid = new Template("tpl", { node: "pve1", path: ${JSON.stringify(file)} }).volid;
 `,
-      config: {
-        "proxmox:endpoint": sb.endpoint,
-        "proxmox:apiToken": { value: sb.apiToken, secret: true },
-        "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      },
+      config: sandboxConfig(sb),
       env: { PULUMI_PROXMOX_PROGRESS: "1" },
     });
   });

@@ -16,7 +16,7 @@ import { renderNotes, templateFor } from "../../provider/resources/backup/notes"
 import { archiveFromLog } from "../../provider/proxmox/vzdump";
 import { providerClient } from "../../provider/resources/operation";
 import { UNKNOWN } from "../../provider/resources/validation";
-import { useSandboxProvider, applianceTemplate } from "../support/provider";
+import { useSandboxProvider, applianceTemplate, createChecked, startProviderSandbox } from "../support/provider";
 
 type Outs = Record<string, any>;
 
@@ -26,9 +26,7 @@ describe("Backup handler (in process, against the sandbox)", function () {
   let template: string;
 
   before(async () => {
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    useSandboxProvider(sb);
-    template = await applianceTemplate("alpine");
+    ({ sb, template } = await startProviderSandbox("alpine"));
   });
   after(async () => {
     await sb?.stop();
@@ -41,12 +39,7 @@ describe("Backup handler (in process, against the sandbox)", function () {
     });
     return vmid;
   }
-  async function up(inputs: Record<string, unknown>): Promise<{ id: string; outs: Outs }> {
-    const checked = await handler.check!({}, inputs);
-    expect(checked.failures ?? []).to.deep.equal([]);
-    const r = await handler.create(checked.inputs);
-    return { id: r.id, outs: r.outs as Outs };
-  }
+  const up = (inputs: Record<string, unknown>) => createChecked<Outs>(handler, inputs);
   async function change(olds: { id: string; outs: Outs }, inputs: Record<string, unknown>) {
     const checked = await handler.check!({}, inputs);
     expect(checked.failures ?? []).to.deep.equal([]);

@@ -5,10 +5,10 @@
  * refusal on storage that cannot snapshot, name validation — with zero schema violations.
  */
 import { expect } from "chai";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
+import type { SandboxHandle } from "../../sandbox";
 import handler, { snapshotRefusal, volumesOf } from "../../provider/resources/snapshot/handler";
 import { providerClient } from "../../provider/resources/operation";
-import { useSandboxProvider, applianceTemplate } from "../support/provider";
+import { createChecked, startProviderSandbox } from "../support/provider";
 
 describe("Snapshot handler (in process, against the sandbox)", function () {
   this.timeout(60_000);
@@ -16,9 +16,7 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
   let template: string;
 
   before(async () => {
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    useSandboxProvider(sb);
-    template = await applianceTemplate("alpine");
+    ({ sb, template } = await startProviderSandbox("alpine"));
   });
   after(async () => {
     await sb?.stop();
@@ -31,12 +29,7 @@ describe("Snapshot handler (in process, against the sandbox)", function () {
     });
     return vmid;
   }
-  async function up(inputs: Record<string, unknown>): Promise<{ id: string; outs: Record<string, any> }> {
-    const checked = await handler.check!({}, inputs);
-    expect(checked.failures ?? []).to.deep.equal([]);
-    const r = await handler.create(checked.inputs);
-    return { id: r.id, outs: r.outs as Record<string, any> };
-  }
+  const up = (inputs: Record<string, unknown>) => createChecked(handler, inputs);
   async function change(olds: { id: string; outs: Record<string, any> }, inputs: Record<string, unknown>) {
     const checked = await handler.check!({}, inputs);
     expect(checked.failures ?? []).to.deep.equal([]);

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import type { ApiRequest, Core } from "../../core";
 import { bool } from "../../core";
 import { ApiError, fail, permError } from "../../http/errors";
-import { parseConf, printConf, emptyConf, setEnv, parseKey, printKey } from "./config";
+import { printConf, emptyConf, setEnv, parseKey, printKey } from "./config";
 import { allocateIfNew, checkKeyPerms, normaliseValue } from "./apply";
 import { ctOnNode } from "./status";
 import { startCt } from "./lifecycle";
@@ -17,6 +17,7 @@ import { archLines, inspectTemplate, mkfsLines, tarTotalsLine } from "./extract"
 import { isOciArchive, readOciImage, shellJoin } from "../storage/ociArchive";
 import { addHaResource } from "./ha";
 import { restoreCt } from "./restore";
+import { commitNewCt, discardNewCt } from "./newct";
 import { archFromFilename, detectOstypeOfTemplate, ostypeFromFilename, ostypeFromId } from "./ostype";
 
 /** Create parameters that are not config keys. */
@@ -200,19 +201,9 @@ async function createCt(core: Core, req: ApiRequest): Promise<string> {
         if (conf.keys.unprivileged === "0") delete conf.keys.unprivileged;
         if (p.password && ostype !== "unmanaged" && String(p.password).length < 5) throw new Error("Password is too short.");
         delete conf.keys.lock;
-        const rec = core.store.state.cts[String(vmid)];
-        if (!rec) throw new Error(`CT ${vmid} vanished during create`);
-        rec.conf = printConf(conf);
-        if (p.pool) {
-          const pool = core.store.state.pools[p.pool];
-          if (pool && !pool.vms.includes(vmid)) pool.vms.push(vmid);
-        }
-        core.save();
+        commitNewCt(core, vmid, conf, p.pool as string | undefined, "create");
       } catch (e) {
-        for (const v of allocated) core.storage.freeVolume(node, v);
-        const rec = core.store.state.cts[String(vmid)];
-        if (rec && parseConf(rec.conf).keys.lock === "create") delete core.store.state.cts[String(vmid)];
-        core.save();
+        discardNewCt(core, node, vmid, allocated);
         throw new Error(`unable to create CT ${vmid} - ${(e as Error).message}`);
       }
       if (bool(p.start)) {

@@ -21,6 +21,7 @@ import { allocateIfNew, checkKeyPerms, normaliseValue, randomHwaddr, volOf } fro
 import { ctOnNode } from "./status";
 import { startCt } from "./lifecycle";
 import { templateCreate } from "./clone";
+import { commitNewCt, discardNewCt } from "./newct";
 import { checkNode } from "../cluster";
 import { tarTotalsLine } from "./extract";
 import { checkVolumeAccess } from "../storage/routes";
@@ -195,19 +196,9 @@ async function restoreWorker(core: Core, req: ApiRequest, plan: Plan, ctx: TaskC
       ctx.log("Convert restored container to template...");
       templateCreate(core, node, conf.keys, (l) => ctx.log(l));
     }
-    const rec = core.store.state.cts[String(vmid)];
-    if (!rec) throw new Error(`CT ${vmid} vanished during restore`);
-    rec.conf = printConf(conf);
-    if (p.pool) {
-      const pool = core.store.state.pools[p.pool];
-      if (pool && !pool.vms.includes(vmid)) pool.vms.push(vmid);
-    }
-    core.save();
+    commitNewCt(core, vmid, conf, p.pool as string | undefined, "restore");
   } catch (e) {
-    for (const v of allocated) core.storage.freeVolume(node, v);
-    const rec = core.store.state.cts[String(vmid)];
-    if (rec && parseConf(rec.conf).keys.lock === "create") delete core.store.state.cts[String(vmid)];
-    core.save();
+    discardNewCt(core, node, vmid, allocated);
     throw new Error(`unable to restore CT ${vmid} - ${String((e as Error).message).replace(/\n$/, "")}`);
   }
   if (bool(p.start)) startCt(core, ctOnNode(core, node, vmid), req.id);
