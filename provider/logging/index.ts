@@ -78,17 +78,12 @@ function openSink(file: string): Sink {
   // Open synchronously: an asynchronous open is not done yet if the process dies in the
   // same tick, and then nothing at all could be flushed.
   const fd = fs.openSync(file, "a", 0o600);
-  const d = pino.destination({ dest: fd, sync: false });
-  return {
-    stream: d,
-    flushSync: () => {
-      try {
-        d.flushSync();
-      } catch {
-        // SonicBoom throws if nothing was opened yet or the fd is gone; nothing to flush.
-      }
-    },
-  };
+  // Synchronous writes: each line is in the kernel when the call returns, so a provider host
+  // killed right after an operation loses nothing, and nothing needs flushing. (SonicBoom's
+  // flushSync also fsyncs: once per operation it blocked the provider host's event loop,
+  // 7.7 % of its time in a 30-container `up`, bench/pulumi-up.)
+  const d = pino.destination({ dest: fd, sync: true });
+  return { stream: d, flushSync: () => undefined };
 }
 
 function prettyStream(target: pino.DestinationStream): pino.DestinationStream {

@@ -48,6 +48,9 @@ export const PoolSchema = z
   .passthrough();
 export type Pool = z.output<typeof PoolSchema>;
 
+/** GET /cluster/resources in flight and queued, per connection (settings object) and type. */
+const resourcesShared = new WeakMap<object, Map<string, { inFlight?: Promise<ClusterResource[]>; queued?: Promise<ClusterResource[]> }>>();
+
 export class ClusterApi {
   constructor(private readonly client: PveClient) {}
 
@@ -59,8 +62,34 @@ export class ClusterApi {
     return this.client.get("/nodes", undefined, { schema: z.array(NodeSchema) });
   }
 
+  /**
+   * GET /cluster/resources, shared by concurrent callers on one connection: every Container
+   * delete of a `pulumi destroy` locates its CT twice, and each answer lists every guest, so
+   * N parallel deletes made 2N requests of N entries each (bench/pulumi-up). A caller never
+   * gets an answer to a request sent before it asked: while one is in flight, the callers
+   * that arrive share the one sent right after it.
+   */
   resources(type?: "vm" | "storage" | "node" | "sdn" | "pool"): Promise<ClusterResource[]> {
-    return this.client.get("/cluster/resources", { type }, { schema: z.array(ClusterResourceSchema) });
+    let perType = resourcesShared.get(this.client.settings);
+    if (!perType) resourcesShared.set(this.client.settings, (perType = new Map()));
+    const key = type ?? "";
+    const st = perType.get(key) ?? { inFlight: undefined, queued: undefined };
+    perType.set(key, st);
+    const send = () => {
+      const p: Promise<ClusterResource[]> = this.client.get("/cluster/resources", { type }, { schema: z.array(ClusterResourceSchema) }).finally(() => {
+        if (st.inFlight === p) st.inFlight = undefined;
+      });
+      st.inFlight = p;
+      return p;
+    };
+    if (!st.inFlight) return send();
+    st.queued ??= st.inFlight
+      .catch(() => undefined)
+      .then(() => {
+        st.queued = undefined;
+        return send();
+      });
+    return st.queued;
   }
 
   /** LXC guests cluster-wide (`type=vm` filtered to lxc, BEHAVIOR.md 8.1). */

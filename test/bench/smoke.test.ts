@@ -36,12 +36,16 @@ describe("bench smoke: every benchmark runs and reports its ratios", function ()
     checkResult(r, 1);
   });
 
-  it("pulumi-up: Containers vs Noops through the real CLI, with request counts", async () => {
+  it("pulumi-up: up, preview and destroy of Containers vs Noops through the real CLI, with request counts and the provider host's RSS", async () => {
     const r = await BENCHES["pulumi-up"].smoke();
-    checkResult(r, 1);
+    checkResult(r, 3);
     const creates = r.metrics.find((m) => m.name.includes("creates (POST"));
     expect(creates?.value, "one create request per container").to.equal("1.00");
-    expect(r.metrics.find((m) => m.name.includes("preview"))?.value).to.match(/^\d+$/);
+    expect(r.metrics.find((m) => m.name.includes("`pulumi preview`"))?.value).to.match(/^\d+$/);
+    expect(r.metrics.find((m) => m.name.includes("other requests"))?.value).to.match(/^\d+\.\d\d$/);
+    // The dynamic-provider process was found and sampled.
+    expect(r.metrics.find((m) => m.name.includes("provider host peak RSS"))?.value).to.match(/^[1-9]\d*\.\d MiB/);
+    expect(r.notes.join("\n")).to.include("provider host (node)");
   });
 
   it("task-latency: our adaptive wait vs a fixed 1 s poll on the same tasks", async () => {

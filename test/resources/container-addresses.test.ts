@@ -268,6 +268,20 @@ describe("Container addresses: waiting (in process, against the sandbox)", funct
     expect(run.text).to.include("warning: no address on eth0 (IPv4, dhcp) after 1 s");
   });
 
+  it("a create that awaits no address reports the static ones without reading the interfaces (one request less)", async () => {
+    const IFACES = "GET /nodes/{node}/lxc/{vmid}/interfaces";
+    const before = (await sb.admin.counters()).requests[IFACES] ?? 0;
+    const r = await create(base({ bridge: "vmbr0", ip: "10.9.0.6/24", ip6: "fd00:5::8/64" }));
+    expect(r.error).to.equal(undefined);
+    expect(r.outs!.ipv4).to.deep.equal({ eth0: ["10.9.0.6/24"] });
+    expect(r.outs!.ipv6).to.deep.equal({ eth0: ["fd00:5::8/64"] });
+    expect((await sb.admin.counters()).requests[IFACES] ?? 0).to.equal(before);
+    // Refresh reads what the CT has now.
+    const read = await handler.read!(r.id!, r.outs!);
+    expect((read.props as Record<string, any>).ipv4.eth0).to.include("10.9.0.6/24");
+    expect((await sb.admin.counters()).requests[IFACES]).to.equal(before + 1);
+  });
+
   it("check() names the field of a bad waitForIp", async () => {
     const bad = await handler.check!({}, base({ bridge: "vmbr0", ip: "dhcp" }, { waitForIp: { timeout: -1, ipv4: "yes" } }));
     expect((bad.failures ?? []).map((f) => f.property)).to.deep.equal(["waitForIp", "waitForIp"]);

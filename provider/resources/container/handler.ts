@@ -14,7 +14,7 @@ import { withSafetySnapshot } from "./safety";
 import { assertBridgesExist } from "./bridges";
 import { migrationStorageMap, remainingMoves } from "./migration";
 import { versionProblems, type ServerRelease } from "./versions";
-import { ADDRESS_FIELDS, AddressesRequiredError, currentAddresses, emptyAddresses, waitForAddresses, waitsNow } from "./addresses";
+import { ADDRESS_FIELDS, AddressesRequiredError, awaitedAddresses, currentAddresses, emptyAddresses, waitForAddresses, waitsNow, withStatic } from "./addresses";
 import { checkInputs, hideSecretValues, parseInputs, unknownPaths, InputError } from "../validation";
 import { runOperation, partialFailure, type OperationContext, type PartialFailure } from "../operation";
 import { getProviderConfig, type ResourceHandler } from "../registry";
@@ -257,6 +257,10 @@ async function readOutputs(
     stripUndefined({ ...(args as unknown as ContainerArgs), vmid, node, status, volids: observed.volids, hwaddrs: observed.hwaddrs, ...a });
   if (!Object.keys(observed.hwaddrs).length) return outs(emptyAddresses());
   if (!waitsNow(wait, running, st.uptime)) return outs(await currentAddresses(client, node, vmid, declared, running));
+  // Just started by create (known.status), no DHCP/SLAAC address awaited: it has its static
+  // addresses, and a read this early shows no other (bench/pulumi-up: -1 request per
+  // container). Refresh reads them.
+  if (known.status === "running" && wait === true && !awaitedAddresses(declared).length) return outs(withStatic(emptyAddresses(), declared.networks));
   try {
     return outs(await waitForAddresses(client, node, vmid, declared, ctx));
   } catch (e) {
