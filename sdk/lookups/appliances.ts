@@ -59,7 +59,7 @@ export function getAppliances(args: GetAppliancesArgs): Promise<GetAppliancesRes
   return runLookup(definition, args);
 }
 
-/** The node's appliance index as an Output; unknown during a preview unless `opts.preview` is "query". */
+/** The node's appliance index as an Output; resolved during a preview too unless `opts.preview` is "skip". */
 export function getAppliancesOutput(args: Inputs<GetAppliancesArgs>, opts?: LookupOutputOptions): pulumi.Output<GetAppliancesResult> {
   return runLookupOutput(definition, args, opts);
 }

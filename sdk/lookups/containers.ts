@@ -77,7 +77,7 @@ export function getContainers(args: GetContainersArgs = {}): Promise<GetContaine
   return runLookup(containersDefinition, args);
 }
 
-/** The cluster's containers as an Output; unknown during a preview unless `opts.preview` is "query". */
+/** The cluster's containers as an Output; resolved during a preview too unless `opts.preview` is "skip". */
 export function getContainersOutput(args: Inputs<GetContainersArgs> = {}, opts?: LookupOutputOptions): pulumi.Output<GetContainersResult> {
   return runLookupOutput(containersDefinition, args, opts);
 }
@@ -146,7 +146,7 @@ export function getContainer(args: GetContainerArgs): Promise<GetContainerResult
   return runLookup(containerDefinition, args);
 }
 
-/** One container as an Output; unknown during a preview unless `opts.preview` is "query". */
+/** One container as an Output; resolved during a preview too unless `opts.preview` is "skip". */
 export function getContainerOutput(args: Inputs<GetContainerArgs>, opts?: LookupOutputOptions): pulumi.Output<GetContainerResult> {
   return runLookupOutput(containerDefinition, args, opts);
 }
@@ -169,7 +169,7 @@ export function getNextVmid(): Promise<GetNextVmidResult> {
   return runLookup(nextVmidDefinition, {});
 }
 
-/** The next free VMID as an Output; unknown during a preview unless `opts.preview` is "query". */
+/** The next free VMID as an Output; resolved during a preview too unless `opts.preview` is "skip". */
 export function getNextVmidOutput(opts?: LookupOutputOptions): pulumi.Output<GetNextVmidResult> {
   return runLookupOutput(nextVmidDefinition, {}, opts);
 }

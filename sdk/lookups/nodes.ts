@@ -49,7 +49,7 @@ export function getNodes(): Promise<GetNodesResult> {
   return runLookup(definition, {});
 }
 
-/** The cluster's nodes as an Output; unknown during a preview unless `opts.preview` is "query". */
+/** The cluster's nodes as an Output; resolved during a preview too unless `opts.preview` is "skip". */
 export function getNodesOutput(opts?: LookupOutputOptions): pulumi.Output<GetNodesResult> {
   return runLookupOutput(definition, {}, opts);
 }

@@ -56,7 +56,7 @@ export function getStorages(args: GetStoragesArgs): Promise<GetStoragesResult> {
   return runLookup(storagesDefinition, args);
 }
 
-/** The storages of a node as an Output; unknown during a preview unless `opts.preview` is "query". */
+/** The storages of a node as an Output; resolved during a preview too unless `opts.preview` is "skip". */
 export function getStoragesOutput(args: Inputs<GetStoragesArgs>, opts?: LookupOutputOptions): pulumi.Output<GetStoragesResult> {
   return runLookupOutput(storagesDefinition, args, opts);
 }
@@ -143,7 +143,7 @@ export function getVolumes(args: GetVolumesArgs): Promise<GetVolumesResult> {
   return runLookup(volumesDefinition, args);
 }
 
-/** The volumes on a storage as an Output; unknown during a preview unless `opts.preview` is "query". */
+/** The volumes on a storage as an Output; resolved during a preview too unless `opts.preview` is "skip". */
 export function getVolumesOutput(args: Inputs<GetVolumesArgs>, opts?: LookupOutputOptions): pulumi.Output<GetVolumesResult> {
   return runLookupOutput(volumesDefinition, args, opts);
 }
