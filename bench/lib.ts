@@ -243,3 +243,24 @@ export function renderResult(r: BenchResult): string {
   out.push(`_bench wall time: ${fmt(r.seconds, 0)} s_`, "");
   return out.join("\n");
 }
+
+/** Self time per function of a `.cpuprofile` (µs, wall-clock sampling) and the sampled total. */
+export function profileSelfTimes(file: string): { total: number; top: (n: number) => Array<[string, number]> } {
+  const prof = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  prof.samples.forEach((id, i) => {
+    const n = byId.get(id)!;
+    const dt = prof.timeDeltas[i] ?? 0;
+    total += dt;
+    const url = n.callFrame.url.replace(/^.*\/(dist|node_modules)\//, "$1/");
+    const key = `${n.callFrame.functionName || "(anonymous)"} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ""}`.trim();
+    self.set(key, (self.get(key) ?? 0) + dt);
+  });
+  return { total, top: (n) => [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n) };
+}

@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { makeBenchImage } from "./image";
-import { BenchResult, MiB, Timed, cliMain, fastTmpBase, fmt, log, median, ratio, timed, tmpDir } from "./lib";
+import { BenchResult, MiB, Timed, cliMain, fastTmpBase, fmt, log, median, profileSelfTimes, ratio, timed, tmpDir } from "./lib";
 
 export interface OciConvertOptions {
   files: number;
@@ -157,27 +157,12 @@ async function profileOurs(base: string, main: string, ref: string): Promise<str
   }
   const lines = ["Where our time goes (`node --cpu-prof`, one run; self time per function, top 8 of each thread):", ""];
   for (const f of fs.readdirSync(profDir).filter((x) => x.endsWith(".cpuprofile"))) {
-    const prof = JSON.parse(fs.readFileSync(path.join(profDir, f), "utf8")) as {
-      nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-      samples: number[];
-      timeDeltas: number[];
-    };
-    const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-    const self = new Map<string, number>();
-    let total = 0;
-    prof.samples.forEach((id, i) => {
-      const n = byId.get(id)!;
-      const dt = prof.timeDeltas[i] ?? 0;
-      total += dt;
-      const url = n.callFrame.url.replace(/^.*\/(dist|node_modules)\//, "$1/");
-      const key = `${n.callFrame.functionName || "(anonymous)"} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ""}`.trim();
-      self.set(key, (self.get(key) ?? 0) + dt);
-    });
+    const { total, top } = profileSelfTimes(path.join(profDir, f));
     if (total < 200_000) continue; // threads that did nearly nothing
     // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
     const tid = /\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1];
     lines.push(`- ${tid === "0" ? "main thread" : `worker thread ${tid} (the conversion)`} (${fmt(total / 1e6)} s sampled, wall-clock sampling: a descheduled thread counts too):`);
-    for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8)) lines.push(`  - ${fmt((v / total) * 100, 1)} % ${k}`);
+    for (const [k, v] of top(8)) lines.push(`  - ${fmt((v / total) * 100, 1)} % ${k}`);
   }
   fs.rmSync(out, { force: true });
   return lines;

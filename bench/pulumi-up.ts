@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { PveClient } from "../provider/proxmox/client";
 import { PulumiStack } from "../test/support/pulumi";
 import { pulumiPath } from "../test/support/cli";
-import { BenchResult, fmt, log, median, ratio, startSandboxProcess, tmpDir, type Metric, type Ratio } from "./lib";
+import { BenchResult, fmt, log, median, profileSelfTimes, ratio, startSandboxProcess, tmpDir, type Metric, type Ratio } from "./lib";
 
 export interface PulumiUpSize {
   containers: number;
@@ -188,24 +188,9 @@ const medianOf = (runs: OpRun[]) => median(runs.map((r) => r.ms)) / 1000;
 
 /** Top self-time functions of a .cpuprofile, as markdown lines. */
 function profileTop(file: string, top: number): string[] {
-  const prof = JSON.parse(fs.readFileSync(file, "utf8")) as {
-    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-    samples: number[];
-    timeDeltas: number[];
-  };
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let total = 0;
-  prof.samples.forEach((id, i) => {
-    const n = byId.get(id)!;
-    const dt = prof.timeDeltas[i] ?? 0;
-    total += dt;
-    const url = n.callFrame.url.replace(/^.*\/(dist|node_modules)\//, "$1/");
-    const key = `${n.callFrame.functionName || "(anonymous)"} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ""}`.trim();
-    self.set(key, (self.get(key) ?? 0) + dt);
-  });
+  const { total, top: topOf } = profileSelfTimes(file);
   const lines = [`- provider host (${fmt(total / 1e6)} s sampled, wall clock: idle and descheduled time count too):`];
-  for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  - ${fmt((v / total) * 100, 1)} % ${k}`);
+  for (const [k, v] of topOf(top)) lines.push(`  - ${fmt((v / total) * 100, 1)} % ${k}`);
   return lines;
 }
 
