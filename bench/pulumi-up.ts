@@ -390,7 +390,7 @@ if (require.main === module) {
   const sizes = process.argv
     .slice(2)
     .filter((a) => /^\d+$/.test(a))
-    .map((a) => ({ containers: Number(a), reps: 1 }));
+    .map((a) => ({ containers: Number(a), reps: Number(process.env.BENCH_REPS ?? 1) }));
   const opts = process.argv.includes("--smoke") ? PULUMI_SMOKE : sizes.length ? { sizes, profile: process.argv.includes("--profile") } : PULUMI_FULL;
   runPulumiUp(opts)
     .then((r) => console.log(JSON.stringify(r, null, 2)))
