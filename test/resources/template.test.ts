@@ -354,3 +354,48 @@ describe("Template handler (in process, against the sandbox)", function () {
     expect((await sb.admin.counters()).violationCount).to.equal(0);
   });
 });
+
+describe("Template handler on PVE 8.4: uncompressed .tar", function () {
+  this.timeout(60_000);
+  let sb: SandboxHandle;
+  let dir: string;
+  before(async () => {
+    sb = await startSandbox({ port: 0, nodes: ["pve1"], pveVersion: "8.4", taskDurationMs: 5, authFailureDelayMs: 0 });
+    const cfg: Record<string, string> = {
+      "proxmox:endpoint": sb.endpoint,
+      "proxmox:apiToken": sb.apiToken,
+      "proxmox:tlsFingerprint": sb.tlsFingerprint,
+      "proxmox:logLevel": "silent",
+    };
+    configure({ get: (k) => cfg[k] });
+    resetProviderClient();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "tmpl-84-"));
+  });
+  after(async () => {
+    await sb?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("check and create refuse a .tar file name with the server's version and the fix, before any upload", async () => {
+    const file = path.join(dir, "app.tar");
+    fs.writeFileSync(file, "x".repeat(1024));
+    await sb.admin.resetCounters();
+    const r = await handler.check!({}, { node: "pve1", path: file });
+    expect(r.failures?.[0].property).to.equal("path");
+    expect(r.failures?.[0].reason).to.match(/an uncompressed \.tar template needs Proxmox VE 9\.1 or newer; the server runs 8\.4.*Use a compressed template \(\.tar\.zst/);
+    const named = await handler.check!({}, { node: "pve1", url: "http://127.0.0.1:1/x", fileName: "x.tar", checksum: "a".repeat(64), checksumAlgorithm: "sha256" });
+    expect(named.failures?.[0].property).to.equal("fileName");
+    // create checks again (check may have run without a server to ask).
+    const e = await handler.create({ node: "pve1", storage: "local", path: file, existing: "fail" }).then(
+      () => expect.fail("created") as never,
+      (err: Error) => err,
+    );
+    expect(e.message).to.match(/path: an uncompressed \.tar template needs Proxmox VE 9\.1/);
+    expect((await sb.admin.counters()).requests[UPLOAD] ?? 0).to.equal(0);
+    // A compressed name asks the server nothing at check.
+    await sb.admin.resetCounters();
+    const ok = await handler.check!({}, { node: "pve1", url: "http://127.0.0.1:1/x.tar.zst", checksum: "a".repeat(64), checksumAlgorithm: "sha256" });
+    expect(ok.failures ?? []).to.deep.equal([]);
+    expect((await sb.admin.counters()).requests["GET /version"] ?? 0).to.equal(0);
+  });
+});
