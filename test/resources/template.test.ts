@@ -13,10 +13,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { templateTarGz } from "../support/fixtures";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { configure } from "../../provider/resources/registry";
+import { useSandboxProvider } from "../support/provider";
 import handler from "../../provider/resources/template/handler";
 import containerHandler from "../../provider/resources/container/handler";
-import { resetProviderClient, providerClient } from "../../provider/resources/operation";
+import { providerClient } from "../../provider/resources/operation";
 import { digestComputations } from "../../provider/resources/template/fileHash";
 import { closeMatches } from "../../provider/resources/template/appliance";
 
@@ -37,14 +37,7 @@ describe("Template handler (in process, against the sandbox)", function () {
 
   before(async () => {
     sb = await startSandbox({ port: 0, nodes: ["pve1"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    const cfg: Record<string, string> = {
-      "proxmox:endpoint": sb.endpoint,
-      "proxmox:apiToken": sb.apiToken,
-      "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      "proxmox:logLevel": "silent",
-    };
-    configure({ get: (k) => cfg[k] });
-    resetProviderClient();
+    useSandboxProvider(sb);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "tmpl-test-"));
     // A tiny loopback web server the sandbox "node" downloads from (download-url).
     web = http.createServer((req, res) => {
@@ -309,14 +302,7 @@ describe("Template handler (in process, against the sandbox)", function () {
 
   it("logs upload progress at info, and never the credentials in a url", async () => {
     const logFile = path.join(dir, "provider.log");
-    const cfg: Record<string, string> = {
-      "proxmox:endpoint": sb.endpoint,
-      "proxmox:apiToken": sb.apiToken,
-      "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      "proxmox:logLevel": "info",
-      "proxmox:logFile": logFile,
-    };
-    configure({ get: (k) => cfg[k] });
+    useSandboxProvider(sb, { "proxmox:logLevel": "info", "proxmox:logFile": logFile });
     try {
       const file = path.join(dir, "progress.tar.gz");
       fs.writeFileSync(file, await tarGz("ID=alpine\n", 2 * MiB));
@@ -338,7 +324,7 @@ describe("Template handler (in process, against the sandbox)", function () {
       expect(text).to.include("credentials omitted");
       expect(text).not.to.include(secret);
     } finally {
-      configure({ get: (k) => ({ ...cfg, "proxmox:logLevel": "silent", "proxmox:logFile": undefined })[k] });
+      useSandboxProvider(sb);
     }
   });
 
@@ -361,14 +347,7 @@ describe("Template handler on PVE 8.4: uncompressed .tar", function () {
   let dir: string;
   before(async () => {
     sb = await startSandbox({ port: 0, nodes: ["pve1"], pveVersion: "8.4", taskDurationMs: 5, authFailureDelayMs: 0 });
-    const cfg: Record<string, string> = {
-      "proxmox:endpoint": sb.endpoint,
-      "proxmox:apiToken": sb.apiToken,
-      "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      "proxmox:logLevel": "silent",
-    };
-    configure({ get: (k) => cfg[k] });
-    resetProviderClient();
+    useSandboxProvider(sb);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "tmpl-84-"));
   });
   after(async () => {
