@@ -400,7 +400,7 @@ async function adoptedChecksum(a: TemplateArgs, item: ContentItem, appliance: { 
     return { checksum: d.sha256, checksumAlgorithm: "sha256" };
   }
   if (a.url !== undefined) {
-    if (a.checksum) ctx.log.warn({ volid: item.volid }, "adopted volume's content was not verified against checksum (PVE cannot hash a stored file on request)");
+    if (a.checksum) await ctx.warn(`the adopted ${item.volid} was not verified against checksum (Proxmox cannot hash a stored file on request)`, { volid: item.volid });
     return { checksum: a.checksum, checksumAlgorithm: a.checksum ? a.checksumAlgorithm : undefined };
   }
   return appliance?.sha512sum ? { checksum: appliance.sha512sum.toLowerCase(), checksumAlgorithm: "sha512" } : {};
@@ -428,7 +428,7 @@ async function read(id: string, props: Record<string, unknown>): Promise<pulumi.
     }
     const size = Number(item.size ?? item["approximate-size"] ?? 0);
     if (typeof props.createdSize === "number" && size !== props.createdSize) {
-      ctx.log.warn({ volid: id, createdSize: props.createdSize, size }, "template volume changed on the storage since it was created; the next up replaces it");
+      await ctx.warn(`${id} changed on the storage since it was created (size ${props.createdSize} → ${size}); the next up replaces it`, { volid: id, createdSize: props.createdSize, size });
     }
     return { id, props: { ...props, size, format: item.format ?? props.format } };
   });
