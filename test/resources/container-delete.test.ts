@@ -98,6 +98,12 @@ describe("Container delete (in process, against the sandbox)", function () {
     expect(seen[DELETE]).to.equal(2); // pve1: does not exist; pve2: deleted
   });
 
+  it("looks the CT up when the node in the state is no longer in the cluster", async () => {
+    const ct = await up(base({ started: false }));
+    await handler.delete!(ct.id, { ...ct.outs, node: "pve9" });
+    expect(await providerClient().cluster.findGuest(Number(ct.id))).to.equal(undefined);
+  });
+
   it("treats a CT that is already gone as deleted", async () => {
     const ct = await up(base({ started: false }));
     await handler.delete!(ct.id, ct.outs);

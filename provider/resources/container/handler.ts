@@ -630,8 +630,8 @@ async function destroy(id: string, props: Record<string, unknown>): Promise<void
         return;
       } catch (e) {
         const said = e instanceof PveApiError ? e.pveMessage : "";
-        // Not on that node (moved, or gone): look it up once more, then give up the chase.
-        if (e instanceof PveNotFoundError && lookups < 3) {
+        // Not on that node (moved, gone, or the node left the cluster): look it up, a few times at most.
+        if ((e instanceof PveNotFoundError || NO_NODE.test(said)) && lookups < 3) {
           node = undefined;
           continue;
         }
@@ -655,6 +655,8 @@ async function destroy(id: string, props: Record<string, unknown>): Promise<void
 /** PVE's `destroy_vm` refusals (BEHAVIOR.md 4.11), synchronous or from the task's own re-check. */
 const PROTECTED = /can't remove CT \d+ - protection mode enabled/;
 const RUNNING = /unable to destroy CT \d+ - container is running/;
+/** pveproxy's answer for a node name that is not in the cluster (PVE::Cluster remote_node_ip). */
+const NO_NODE = /hostname lookup '[^']+' failed/;
 
 const handler: ResourceHandler = { check, diff, create, read, update, delete: destroy };
 export default handler;
