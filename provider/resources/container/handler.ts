@@ -117,10 +117,7 @@ async function check(olds: Record<string, unknown>, raw: Record<string, unknown>
   return runOperation({ resourceType: TYPE, operation: "check", resourceName: raw.resourceName as string }, async (ctx) => {
     const { news, failures: hinted } = checkCloneHint(raw);
     const warning = startedIgnoredWarning(news);
-    if (warning) {
-      ctx.log.warn(warning);
-      process.stderr.write(`[proxmox] Container ${String(news.resourceName ?? "")}: warning: ${warning}\n`);
-    }
+    if (warning) await ctx.warn(warning);
     const release = usesVersionedInputs(news) ? await serverRelease(ctx) : undefined;
     const outcome = checkInputs(TYPE, containerArgsSchema, news, (a) => [...hinted, ...rootOnlyFailures(a, olds ?? {}), ...(release ? versionProblems(a, release) : [])]);
     return hideSecretValues(outcome, SECRET_INPUTS);
@@ -491,7 +488,7 @@ async function withAppliedState(err: unknown, client: PveClient, vmid: number, a
 async function execute(client: PveClient, vmid: number, startNode: string, a: ContainerArgs, plan: ChangePlan, ctx: OperationContext): Promise<void> {
   let node = startNode;
   if (plan.createOnlyChanged.length) {
-    ctx.log.warn({ fields: plan.createOnlyChanged }, `${plan.createOnlyChanged.join(", ")} only apply when a container is created; change them inside the container`);
+    await ctx.warn(`${plan.createOnlyChanged.join(", ")} only apply when a container is created; change them inside the container`, { fields: plan.createOnlyChanged });
   }
   const isRunning = async () => (await client.lxc.status(node, vmid)).status === "running";
   const protection = plan.protection;
@@ -563,7 +560,7 @@ async function execute(client: PveClient, vmid: number, startNode: string, a: Co
         ctx.log.info({ keys }, "changes need a restart to apply; rebooting (pendingChanges: reboot)");
         await client.lxc.rebootAndWait(node, vmid, {}, { wait: { timeoutMs: timeoutMs(a, "start") + timeoutMs(a, "shutdown") } });
       } else {
-        ctx.log.warn({ keys }, "changes stay pending until the next restart (pendingChanges: leave)");
+        await ctx.warn(`${keys.join(", ")}: the change stays pending until the next restart of the container (pendingChanges: leave; 'reboot' restarts it now)`, { keys });
       }
     }
   }
