@@ -386,6 +386,8 @@ function report(o: PulumiUpOptions, all: SizeRuns[], profile: string[], seconds:
   };
 }
 
+// `npx ts-node -T bench/pulumi-up.ts 200 [50 …] [--profile]`: only those sizes, BENCH_REPS reps
+// each (default 1); no sizes: PULUMI_FULL, what `npm run bench` runs.
 if (require.main === module) {
   const sizes = process.argv
     .slice(2)
