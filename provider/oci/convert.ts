@@ -87,6 +87,9 @@ export async function convertHere(job: ConvertJob, cb: ConvertCallbacks = {}): P
     devices: job.devices,
     onProgress: cb.onProgress,
     warn: cb.onWarning,
+    // Layer spools go next to the output: the same file system, which has to take the
+    // output anyway (a template's temp file in the cache; the bundle directory).
+    spoolPrefix: job.kind === "extract" ? `${job.target}.spool` : job.target,
   });
   if (job.kind === "extract") {
     const ex = await extractRootfs(flattener.tar(), job.target, cb.onWarning);

@@ -18,9 +18,12 @@
  *  - char/block devices are dropped by default (containers cannot create them anyway);
  *  - entry count and total size are capped.
  */
+import * as os from "node:os";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
 import { OciError } from "./errors";
 import { LayerFile, openLayer } from "./layer";
-import { ReadAhead } from "./readahead";
+import { SpoolWriter, readSpool, removeSpool } from "./spool";
 import { TAR_END, TarEntry, TarHeader, encodeHeader, padding, readTar } from "./tar";
 
 export interface FlattenOptions {
@@ -30,7 +33,16 @@ export interface FlattenOptions {
   maxBytes?: number;
   /** Character/block device nodes: dropped (default), kept, or an error. */
   devices?: "drop" | "keep" | "error";
-  /** Compressed bytes read, per pass; `total` is the sum of layer sizes. */
+  /**
+   * Where pass 1 spools each layer's uncompressed tar for pass 2: files `<prefix>.layer-N.tar`
+   * (default: in the OS temp dir). They take up to the image's uncompressed size and are
+   * deleted as pass 2 consumes them (all of them on failure).
+   */
+  spoolPrefix?: string;
+  /**
+   * Bytes read, per pass: in "scan" compressed bytes of the sum of layer sizes, in "write"
+   * uncompressed (spooled) bytes of the sum of the layers' tar sizes.
+   */
   onProgress?: (phase: "scan" | "write", done: number, total: number) => void;
   warn?: (message: string) => void;
 }
@@ -126,8 +138,8 @@ function outName(p: string, dir: boolean): string {
   return dir ? `./${p}/` : `./${p}`;
 }
 
-/** How far pass 2 reads (decompresses) the next layer ahead of the one being written. */
-const READ_AHEAD_BYTES = 2 << 20;
+/** Layers decompressed at once in pass 1 (2 cores: one zlib thread each, the JS thread parses). */
+const SCAN_PARALLEL = 2;
 
 export class Flattener {
   readonly stats: FlattenStats = { entriesRead: 0, entriesWritten: 0, bytesWritten: 0, warnings: [] };
@@ -136,8 +148,13 @@ export class Flattener {
   private readonly maxBytes: number;
   private totalBytes = 0;
   private readonly total: number;
+  private readonly spoolPrefix: string;
+  /** Spool files not yet deleted, by layer. */
+  private readonly spools: Array<string | undefined> = [];
+  private spoolBytes = 0;
 
   constructor(private readonly layers: LayerFile[], private readonly opts: FlattenOptions = {}) {
+    this.spoolPrefix = opts.spoolPrefix ?? path.join(os.tmpdir(), `pve-lxc-flatten-${process.pid}-${randomBytes(6).toString("hex")}`);
     this.maxEntries = opts.maxEntries ?? 1_000_000;
     this.maxBytes = opts.maxBytes ?? 64 * 1024 ** 3;
     this.total = layers.reduce((s, l) => s + l.size, 0);
@@ -150,42 +167,78 @@ export class Flattener {
 
   /** The rootfs tar: pass 1 over all layers, then pass 2 streaming survivors. */
   async *tar(): AsyncGenerator<Buffer> {
-    await this.scanAll();
-    yield* this.writeAll();
+    try {
+      await this.scanAll();
+      yield* this.writeAll();
+    } finally {
+      for (const p of this.spools) if (p) removeSpool(p);
+    }
   }
 
   // ------------------------------------------------------------------ pass 1
 
+  /** Where layer `li`'s uncompressed tar is spooled between the passes. */
+  private spoolPath(li: number): string {
+    return `${this.spoolPrefix}.layer-${li}.tar`;
+  }
+
   async scanAll(): Promise<void> {
     const state = new Map<string, PathState>();
     let done = 0;
-    // Two layers are read at once (decompression runs on libuv's threads, so this uses a
-    // second core); decisions are still made strictly from the top layer down.
-    const scans = new Map<number, Promise<Scanned[]>>();
-    const start = (li: number) => {
-      if (li < 0 || scans.has(li)) return;
-      const p = this.scanLayer(this.layers[li], (n) => {
-        done += n;
-        this.opts.onProgress?.("scan", done, this.total);
-      });
-      p.catch(() => undefined); // awaited below, in order; avoid an unhandled rejection meanwhile
-      scans.set(li, p);
+    // Up to SCAN_PARALLEL layers are decompressed at once (on zlib's thread pool, so this
+    // uses the other core), largest first: the largest (usually the base) layer would
+    // otherwise be decompressed last, alone, on one core. Decisions are still made
+    // strictly from the top layer down, each when its scan is done.
+    let running = 0;
+    let failed = false;
+    const waiting: Array<() => void> = [];
+    const limited = async (li: number): Promise<Scanned[]> => {
+      if (running >= SCAN_PARALLEL) await new Promise<void>((r) => waiting.push(r));
+      running++;
+      try {
+        if (failed) throw new Error("cancelled"); // an earlier layer failed: never seen
+        return await this.scanLayer(li, (n) => {
+          done += n;
+          this.opts.onProgress?.("scan", done, this.total);
+        });
+      } finally {
+        running--;
+        waiting.shift()?.();
+      }
     };
-    for (let li = this.layers.length - 1; li >= 0; li--) {
-      start(li);
-      start(li - 1);
-      const entries = await scans.get(li)!;
-      scans.delete(li);
-      this.plans[li] = this.decideLayer(li, entries, state);
+    const scans: Array<Promise<Scanned[]>> = [];
+    const bySize = this.layers.map((_, li) => li).sort((a, b) => this.layers[b].size - this.layers[a].size || b - a);
+    for (const li of bySize) {
+      scans[li] = limited(li);
+      scans[li].catch(() => undefined); // awaited below, in order; no unhandled rejection meanwhile
+    }
+    try {
+      for (let li = this.layers.length - 1; li >= 0; li--) this.plans[li] = this.decideLayer(li, await scans[li], state);
+    } catch (err) {
+      failed = true; // start nothing more; let running scans finish before their spools go
+      await Promise.allSettled(scans);
+      throw err;
     }
   }
 
-  private async scanLayer(layer: LayerFile, onBytes: (n: number) => void): Promise<Scanned[]> {
+  private async scanLayer(li: number, onBytes: (n: number) => void): Promise<Scanned[]> {
+    const layer = this.layers[li];
+    const spool = new SpoolWriter(this.spoolPath(li));
+    this.spools[li] = spool.path;
+    try {
+      return await this.scanEntries(layer, openLayer(layer, { verify: true, onCompressedBytes: onBytes, spool }));
+    } finally {
+      spool.close();
+      this.spoolBytes += spool.size;
+    }
+  }
+
+  private async scanEntries(layer: LayerFile, input: AsyncIterable<Buffer>): Promise<Scanned[]> {
     const what = `layer ${layer.digest}`;
     const out: Scanned[] = [];
     /** Last index so far at each path (hardlink targets resolve against it). */
     const current = new Map<string, number>();
-    for await (const entry of readTar(openLayer(layer, { verify: true, onCompressedBytes: onBytes }))) {
+    for await (const entry of readTar(input)) {
       const h = entry.header;
       if (++this.stats.entriesRead > this.maxEntries) {
         throw new OciError("LIMIT_EXCEEDED", `${what}: the image has more than ${this.maxEntries} entries (limit maxEntries); refusing it`);
@@ -417,26 +470,21 @@ export class Flattener {
     const emittedDirs = new Set<string>([""]);
     const emittedNondirs = new Set<string>();
     let done = 0;
-    const open = (li: number) =>
-      new ReadAhead(
-        openLayer(this.layers[li], {
-          onCompressedBytes: (n) => {
-            done += n;
-            this.opts.onProgress?.("write", done, this.total);
-          },
-        }),
-        READ_AHEAD_BYTES,
-      );
-    let next = this.layers.length ? open(0) : undefined;
-    try {
-      for (let li = 0; li < this.layers.length; li++) {
-        const input = next!;
-        // The next layer starts decompressing now, while this one is flattened.
-        next = li + 1 < this.layers.length ? open(li + 1) : undefined;
-        yield* this.writeLayer(li, input, emittedDirs, emittedNondirs);
+    for (let li = 0; li < this.layers.length; li++) {
+      const spool = this.spools[li]!;
+      async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+        for await (const c of src) {
+          onBytes(c.length);
+          yield c;
+        }
       }
-    } finally {
-      await next?.cancel();
+      const input = counted(readSpool(spool), (n) => {
+        done += n;
+        this.opts.onProgress?.("write", done, this.spoolBytes);
+      });
+      yield* this.writeLayer(li, input, emittedDirs, emittedNondirs);
+      removeSpool(spool);
+      this.spools[li] = undefined;
     }
     yield TAR_END;
   }
