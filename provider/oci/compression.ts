@@ -74,7 +74,7 @@ export function createDecompressor(c: DetectedCompression): Transform {
       // queued (zlib passes stream options on to its Transform; the typings omit them):
       // decompression, on zlib's thread pool, runs ahead of the tar parser instead of
       // waiting for it after each chunk.
-      return zlib.createGunzip({ chunkSize: 1 << 16, readableHighWaterMark: 1 << 19 } as zlib.ZlibOptions);
+      return zlib.createGunzip({ chunkSize: 1 << 18, readableHighWaterMark: 1 << 20 } as zlib.ZlibOptions);
     case "zstd":
       return z.createZstdDecompress ? z.createZstdDecompress() : new FzstdTransform();
     case "none":
@@ -159,9 +159,13 @@ class ZstdProcess extends Duplex {
     this.child.stdout.resume();
   }
 
+  /**
+   * Done (cb) only when the pipe has taken the whole chunk, not merely queued it: the
+   * caller (BlockWriter) reuses the chunk's buffer after cb. It writes 1 MiB blocks, so
+   * this is one round trip per MiB while zstd's threads compress the previous ones.
+   */
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.child.stdin.write(chunk)) cb();
-    else this.child.stdin.once("drain", () => cb());
+    this.child.stdin.write(chunk, (err) => cb(err));
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -18,13 +18,16 @@
  *  - char/block devices are dropped by default (containers cannot create them anyway);
  *  - entry count and total size are capped.
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
+import { PassThrough } from "node:stream";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { OciError } from "./errors";
 import { LayerFile, openLayer } from "./layer";
-import { SpoolWriter, readSpool, removeSpool } from "./spool";
-import { TAR_END, TarEntry, TarHeader, encodeHeader, padding, readTar } from "./tar";
+import { SpoolWriter, removeSpool } from "./spool";
+import { BufferedTarReader, TAR_END, TarHeader, encodeHeader, padding, readTar } from "./tar";
+import { BlockWriter } from "./blocks";
 
 export interface FlattenOptions {
   /** Total entries over all layers (default 1,000,000). */
@@ -46,6 +49,14 @@ export interface FlattenOptions {
   onProgress?: (phase: "scan" | "write", done: number, total: number) => void;
   warn?: (message: string) => void;
 }
+
+/**
+ * Where pass 2 pushes the rootfs tar. `b` is only valid during the call, or until the
+ * returned promise (backpressure) settles.
+ */
+export type TarOut = (b: Buffer) => Promise<void> | undefined;
+
+const ZEROS = Buffer.alloc(512);
 
 export interface FlattenStats {
   entriesRead: number;
@@ -165,13 +176,35 @@ export class Flattener {
     this.opts.warn?.(msg);
   }
 
-  /** The rootfs tar: pass 1 over all layers, then pass 2 streaming survivors. */
-  async *tar(): AsyncGenerator<Buffer> {
+  /**
+   * The rootfs tar, pass 1 over all layers then pass 2, pushed to `out`: each call's bytes
+   * are only valid during the call (or until its promise settles), so `out` copies them
+   * (BlockWriter does). Spools are removed whatever happens.
+   */
+  async writeTo(out: TarOut): Promise<void> {
     try {
       await this.scanAll();
-      yield* this.writeAll();
+      await this.writeAll(out);
     } finally {
       for (const p of this.spools) if (p) removeSpool(p);
+    }
+  }
+
+  /** The same tar as fresh 1 MiB chunks, for consumers that pull (extraction). */
+  async *tar(): AsyncGenerator<Buffer> {
+    const pass = new PassThrough({ highWaterMark: 2 << 20 });
+    const w = new BlockWriter(pass, { reuse: false });
+    const writing = this.writeTo((b) => w.write(b)).then(
+      () => w.end(),
+      (err: Error) => {
+        pass.destroy(err);
+      },
+    );
+    try {
+      for await (const c of pass) yield c as Buffer;
+    } finally {
+      if (!pass.writableFinished) pass.destroy();
+      await writing.catch(() => undefined);
     }
   }
 
@@ -466,55 +499,60 @@ export class Flattener {
 
   // ------------------------------------------------------------------ pass 2
 
-  private async *writeAll(): AsyncGenerator<Buffer> {
+  private async writeAll(out: TarOut): Promise<void> {
     const emittedDirs = new Set<string>([""]);
     const emittedNondirs = new Set<string>();
     let done = 0;
     for (let li = 0; li < this.layers.length; li++) {
       const spool = this.spools[li]!;
-      async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
-        for await (const c of src) {
-          onBytes(c.length);
-          yield c;
-        }
+      const fh = await fs.promises.open(spool, "r");
+      try {
+        const input = new BufferedTarReader(async (buf, off, len) => {
+          const { bytesRead } = await fh.read(buf, off, len, null);
+          done += bytesRead;
+          this.opts.onProgress?.("write", done, this.spoolBytes);
+          return bytesRead;
+        });
+        await this.writeLayer(li, input, out, emittedDirs, emittedNondirs);
+      } finally {
+        await fh.close();
       }
-      const input = counted(readSpool(spool), (n) => {
-        done += n;
-        this.opts.onProgress?.("write", done, this.spoolBytes);
-      });
-      yield* this.writeLayer(li, input, emittedDirs, emittedNondirs);
       removeSpool(spool);
       this.spools[li] = undefined;
     }
-    yield TAR_END;
+    const p = out(TAR_END);
+    if (p) await p;
   }
 
   /** One layer's survivors (pass 2), as decided for it in pass 1. */
-  private async *writeLayer(li: number, input: AsyncIterable<Buffer>, emittedDirs: Set<string>, emittedNondirs: Set<string>): AsyncGenerator<Buffer> {
+  private async writeLayer(li: number, input: BufferedTarReader, out: TarOut, emittedDirs: Set<string>, emittedNondirs: Set<string>): Promise<void> {
     const layer = this.layers[li];
     const plan = this.plans[li];
     let k = -1;
-    for await (const entry of readTar(input)) {
+    for (let h = await input.next(); h; h = await input.next()) {
       k++;
-      if (plan.emit[k]) yield* this.writeEntry(entry, plan.overrides.get(k), layer, emittedDirs, emittedNondirs);
+      if (k >= plan.emit.length) break; // reported below
+      let p: Promise<void> | undefined;
+      if (plan.emit[k]) p = this.writeEntry(h, input, plan.overrides.get(k), layer, out, emittedDirs, emittedNondirs);
       else {
         const d = plan.ensure.get(k);
-        if (d !== undefined && !emittedDirs.has(d)) yield* this.ensureDirs(d, true, layer, emittedDirs, emittedNondirs);
+        if (d !== undefined && !emittedDirs.has(d)) p = this.ensureDirs(d, true, layer, out, emittedDirs, emittedNondirs);
       }
+      if (p) await p;
     }
     if (k + 1 !== plan.emit.length) {
       throw new OciError("HOSTILE_LAYER", `layer ${layer.digest} changed between the two passes (${plan.emit.length} entries, then ${k + 1})`);
     }
   }
 
-  private async *writeEntry(entry: TarEntry, ov: Override | undefined, layer: LayerFile, dirs: Set<string>, nondirs: Set<string>): AsyncGenerator<Buffer> {
-    const h = entry.header;
+  /** Header and body of one surviving entry; a promise only when `out` or the input had to wait. */
+  private writeEntry(h: TarHeader, input: BufferedTarReader, ov: Override | undefined, layer: LayerFile, out: TarOut, dirs: Set<string>, nondirs: Set<string>): Promise<void> | undefined {
     const what = `layer ${layer.digest}`;
     const p = ov?.name ?? normalizePath(h.name, what);
     const isDir = h.type === "dir";
-    yield* this.ensureDirs(p, false, layer, dirs, nondirs);
+    const waitDirs = this.ensureDirs(p, false, layer, out, dirs, nondirs);
     const meta = ov?.meta;
-    const out: TarHeader = {
+    const hdr: TarHeader = {
       ...h,
       ...(meta ?? {}),
       name: outName(p, isDir),
@@ -523,7 +561,7 @@ export class Flattener {
     if (h.type === "link") {
       const target = ov?.linkname ?? normalizePath(h.linkname, what);
       if (!nondirs.has(target)) throw new OciError("HOSTILE_LAYER", `${what}: hardlink '${p}' -> '${target}' whose target was not written`);
-      out.linkname = outName(target, false);
+      hdr.linkname = outName(target, false);
     }
     if (isDir) {
       dirs.add(p);
@@ -532,17 +570,22 @@ export class Flattener {
       if (dirs.has(p)) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' replaces a directory already written`);
       nondirs.add(p);
     }
-    yield this.header(out);
-    if (h.type === "file") {
-      let n = 0;
-      for await (const chunk of entry.body()) {
-        n += chunk.length;
-        yield chunk;
-      }
-      if (n !== h.size) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' body has ${n} bytes, header says ${h.size}`);
-      this.stats.bytesWritten += n;
-      const pad = padding(n);
-      if (pad) yield Buffer.alloc(pad);
+    if (h.type !== "file" && !waitDirs) return out(this.header(hdr));
+    return this.writeFile(h, hdr, p, input, out, waitDirs, what);
+  }
+
+  private async writeFile(h: TarHeader, hdr: TarHeader, p: string, input: BufferedTarReader, out: TarOut, waitDirs: Promise<void> | undefined, what: string): Promise<void> {
+    if (waitDirs) await waitDirs;
+    const w = out(this.header(hdr));
+    if (w) await w;
+    if (h.type !== "file") return;
+    const n = await input.copyBody(out);
+    if (n !== h.size) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' body has ${n} bytes, header says ${h.size}`);
+    this.stats.bytesWritten += n;
+    const pad = padding(n);
+    if (pad) {
+      const wp = out(ZEROS.subarray(0, pad));
+      if (wp) await wp;
     }
   }
 
@@ -550,17 +593,20 @@ export class Flattener {
    * Writes default directories (0755 root) for missing ancestors of `p` (and `p` itself
    * when `self`). An ancestor that is not a directory would mean writing through a link.
    */
-  private *ensureDirs(p: string, self: boolean, layer: LayerFile, dirs: Set<string>, nondirs: Set<string>): Generator<Buffer> {
+  private ensureDirs(p: string, self: boolean, layer: LayerFile, out: TarOut, dirs: Set<string>, nondirs: Set<string>): Promise<void> | undefined {
     const missing: string[] = [];
     for (const a of self ? [p, ...ancestors(p)] : ancestors(p)) {
       if (dirs.has(a)) break;
       if (nondirs.has(a)) throw new OciError("HOSTILE_LAYER", `layer ${layer.digest}: '${p}' would be written beneath non-directory '${a}'`);
       missing.push(a);
     }
+    if (!missing.length) return undefined;
+    const headers: Buffer[] = [];
     for (let i = missing.length - 1; i >= 0; i--) {
       dirs.add(missing[i]);
-      yield this.header({ name: outName(missing[i], true), type: "dir", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: 0, linkname: "", devmajor: 0, devminor: 0 });
+      headers.push(this.header({ name: outName(missing[i], true), type: "dir", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: 0, linkname: "", devmajor: 0, devminor: 0 }));
     }
+    return out(headers.length === 1 ? headers[0] : Buffer.concat(headers));
   }
 
   private header(h: TarHeader): Buffer {

@@ -46,7 +46,7 @@ export function defaultGzipParallelism(): number {
  */
 function gzipBlock(block: Buffer, level: number): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
-    const gz = zlib.createGzip({ level, chunkSize: 1 << 16 });
+    const gz = zlib.createGzip({ level, chunkSize: 1 << 18 });
     const out: Buffer[] = [];
     gz.on("data", (c: Buffer) => out.push(c));
     gz.on("end", () => resolve(out));

@@ -39,21 +39,3 @@ export class SpoolWriter {
 export function removeSpool(p: string): void {
   fs.rmSync(p, { force: true });
 }
-
-/**
- * A spool's bytes in `chunkSize` reads, each into a fresh buffer: the tar reader hands out
- * slices of them that live on downstream (compressor blocks, the zstd pipe).
- */
-export async function* readSpool(p: string, chunkSize = 1 << 20): AsyncGenerator<Buffer> {
-  const fh = await fs.promises.open(p, "r");
-  try {
-    for (;;) {
-      const buf = Buffer.allocUnsafe(chunkSize);
-      const { bytesRead } = await fh.read(buf, 0, chunkSize, null);
-      if (bytesRead === 0) return;
-      yield bytesRead === chunkSize ? buf : buf.subarray(0, bytesRead);
-    }
-  } finally {
-    await fh.close();
-  }
-}
