@@ -26,7 +26,7 @@ import { randomBytes } from "node:crypto";
 import { OciError } from "./errors";
 import { LayerFile, openLayer } from "./layer";
 import { SpoolWriter, removeSpool } from "./spool";
-import { BufferedTarReader, TAR_END, TarHeader, encodeHeader, padding, readTar } from "./tar";
+import { BufferedTarReader, TAR_END, TarHeader, encodeHeader, padding } from "./tar";
 import { BlockWriter } from "./blocks";
 
 export interface FlattenOptions {
@@ -162,6 +162,7 @@ export class Flattener {
   private readonly spoolPrefix: string;
   /** Spool files not yet deleted, by layer. */
   private readonly spools: Array<string | undefined> = [];
+  private readonly spoolSizes: number[] = [];
   private spoolBytes = 0;
 
   constructor(private readonly layers: LayerFile[], private readonly opts: FlattenOptions = {}) {
@@ -254,25 +255,48 @@ export class Flattener {
     }
   }
 
+  /**
+   * Decompresses (and verifies) layer `li` into its spool, then reads the spool's headers
+   * (bodies are skipped by seeking). The two steps are separate so that decompression is
+   * one stream into a file, with no per-entry work on the way.
+   */
   private async scanLayer(li: number, onBytes: (n: number) => void): Promise<Scanned[]> {
     const layer = this.layers[li];
     const spool = new SpoolWriter(this.spoolPath(li));
     this.spools[li] = spool.path;
     try {
-      return await this.scanEntries(layer, openLayer(layer, { verify: true, onCompressedBytes: onBytes, spool }));
+      for await (const _ of openLayer(layer, { verify: true, onCompressedBytes: onBytes, spool })) {
+        // written to the spool by openLayer
+      }
     } finally {
       spool.close();
+      this.spoolSizes[li] = spool.size;
       this.spoolBytes += spool.size;
+    }
+    return this.withSpool(li, (input) => this.scanEntries(layer, input));
+  }
+
+  /** Runs `fn` on a tar reader of layer `li`'s spool. */
+  private async withSpool<T>(li: number, fn: (input: BufferedTarReader) => Promise<T>, onRead?: (position: number) => void): Promise<T> {
+    const fh = await fs.promises.open(this.spools[li]!, "r");
+    const read = async (buf: Buffer, off: number, len: number, position: number) => {
+      const { bytesRead } = await fh.read(buf, off, len, position);
+      onRead?.(position + bytesRead);
+      return bytesRead;
+    };
+    try {
+      return await fn(new BufferedTarReader(read, this.spoolSizes[li]));
+    } finally {
+      await fh.close();
     }
   }
 
-  private async scanEntries(layer: LayerFile, input: AsyncIterable<Buffer>): Promise<Scanned[]> {
+  private async scanEntries(layer: LayerFile, input: BufferedTarReader): Promise<Scanned[]> {
     const what = `layer ${layer.digest}`;
     const out: Scanned[] = [];
     /** Last index so far at each path (hardlink targets resolve against it). */
     const current = new Map<string, number>();
-    for await (const entry of readTar(input)) {
-      const h = entry.header;
+    for (let h = await input.next(); h; h = await input.next()) {
       if (++this.stats.entriesRead > this.maxEntries) {
         throw new OciError("LIMIT_EXCEEDED", `${what}: the image has more than ${this.maxEntries} entries (limit maxEntries); refusing it`);
       }
@@ -503,20 +527,13 @@ export class Flattener {
     const emittedDirs = new Set<string>([""]);
     const emittedNondirs = new Set<string>();
     let done = 0;
+    this.opts.onProgress?.("write", 0, this.spoolBytes);
     for (let li = 0; li < this.layers.length; li++) {
       const spool = this.spools[li]!;
-      const fh = await fs.promises.open(spool, "r");
-      try {
-        const input = new BufferedTarReader(async (buf, off, len) => {
-          const { bytesRead } = await fh.read(buf, off, len, null);
-          done += bytesRead;
-          this.opts.onProgress?.("write", done, this.spoolBytes);
-          return bytesRead;
-        });
-        await this.writeLayer(li, input, out, emittedDirs, emittedNondirs);
-      } finally {
-        await fh.close();
-      }
+      const before = done;
+      const progress = (position: number) => this.opts.onProgress?.("write", before + position, this.spoolBytes);
+      await this.withSpool(li, (input) => this.writeLayer(li, input, out, emittedDirs, emittedNondirs), progress);
+      done = before + this.spoolSizes[li];
       removeSpool(spool);
       this.spools[li] = undefined;
     }

@@ -297,44 +297,50 @@ export async function* readTar(input: AsyncIterable<Buffer>): AsyncGenerator<Tar
 }
 
 /**
- * The same tar reading over a pull source into one reused buffer, for hot loops: `next()`
- * parses headers in place and awaits only to refill the buffer, and a body is handed out
- * as slices of that buffer (valid until the next call on this reader). No allocation per
- * chunk, no promise per chunk. `read` fills `buf[off, off+len)` and returns the count
- * (0 at the end), like `FileHandle.read`.
+ * The same tar reading over a file (a layer spool) into one reused buffer, for hot loops:
+ * `next()` parses headers in place and awaits only to refill the buffer; a body is handed
+ * out as slices of that buffer (valid until the next call on this reader), and a body
+ * not wanted is skipped by moving the read position, never read. No allocation and no
+ * promise per chunk. `read` is `FileHandle.read`'s positional form; `size` the file's size.
  */
 export class BufferedTarReader {
   private readonly buf: Buffer;
   private pos = 0;
   private end = 0;
-  private eof = false;
+  /** File offset of buf[end]: where the next read starts. */
+  private filePos = 0;
   private bodyLeft = 0;
   private padLeft = 0;
   private bodyIsFile = false;
 
-  constructor(private readonly read: (buf: Buffer, off: number, len: number) => Promise<number>, bufferSize = 1 << 20) {
+  constructor(
+    private readonly read: (buf: Buffer, off: number, len: number, position: number) => Promise<number>,
+    private readonly size: number,
+    bufferSize = 1 << 20,
+  ) {
     // A metadata body (at most MAX_META_BYTES, padded) must fit whole.
     this.buf = Buffer.allocUnsafe(Math.max(bufferSize, MAX_META_BYTES + 1024));
   }
 
-  /** Makes at least `n` bytes available at `pos` (fewer only at the end of input). */
+  /** Makes at least `n` bytes available at `pos` (fewer only at the end of the file). */
   private async ensure(n: number): Promise<void> {
-    if (this.end - this.pos >= n || this.eof) return;
+    if (this.end - this.pos >= n) return;
     if (this.pos > 0) {
       this.buf.copy(this.buf, 0, this.pos, this.end);
       this.end -= this.pos;
       this.pos = 0;
     }
-    while (this.end - this.pos < n && !this.eof) {
-      const got = await this.read(this.buf, this.end, this.buf.length - this.end);
-      if (got === 0) this.eof = true;
+    while (this.end < n && this.filePos < this.size) {
+      const got = await this.read(this.buf, this.end, Math.min(this.buf.length - this.end, this.size - this.filePos), this.filePos);
+      if (got === 0) throw new OciError("HOSTILE_LAYER", "tar stream is truncated (the file is shorter than it was)");
       this.end += got;
+      this.filePos += got;
     }
   }
 
   /** The next entry's header, or null at the end of the archive; skips an unread body. */
   async next(): Promise<TarHeader | null> {
-    if (this.bodyLeft || this.padLeft) await this.skipBody();
+    if (this.bodyLeft || this.padLeft) this.skipBody();
     const meta: PendingMeta = {};
     for (;;) {
       if (this.end - this.pos < 512) await this.ensure(512);
@@ -342,7 +348,7 @@ export class BufferedTarReader {
       if (avail === 0) return null; // some writers omit the end-of-archive blocks
       if (avail < 512) throw new OciError("HOSTILE_LAYER", "tar stream is truncated (unexpected end of data)");
       const h = this.buf.subarray(this.pos, this.pos + 512);
-      if (h.every((x) => x === 0)) return null;
+      if (isZeroBlock(h)) return null;
       const { flag, size, padded } = blockInfo(h);
       this.pos += 512;
       if (isMetaFlag(flag)) {
@@ -378,21 +384,26 @@ export class BufferedTarReader {
       const p = sink(piece);
       if (p) await p;
     }
-    await this.skipBody();
+    this.skipBody();
     return n;
   }
 
-  private async skipBody(): Promise<void> {
+  /** Skips the rest of the current body and its padding: in the buffer, else by seeking. */
+  private skipBody(): void {
     let left = this.bodyLeft + this.padLeft;
     this.bodyLeft = this.padLeft = 0;
-    while (left > 0) {
-      if (this.pos === this.end) await this.ensure(1);
-      if (this.pos === this.end) throw new OciError("HOSTILE_LAYER", "tar stream is truncated inside an entry body");
-      const k = Math.min(left, this.end - this.pos);
-      this.pos += k;
-      left -= k;
-    }
+    const inBuf = Math.min(left, this.end - this.pos);
+    this.pos += inBuf;
+    left -= inBuf;
+    if (left === 0) return;
+    if (this.filePos + left > this.size) throw new OciError("HOSTILE_LAYER", "tar stream is truncated inside an entry body");
+    this.filePos += left;
   }
+}
+
+function isZeroBlock(h: Buffer): boolean {
+  for (let i = 0; i < 512; i++) if (h[i] !== 0) return false;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------
