@@ -35,7 +35,7 @@ export class BlockWriter {
   }
 
   private get size(): number {
-    return this.opts.blockSize ?? 1 << 20;
+    return this.opts.blockSize ?? 1 << 18;
   }
 
   /**

@@ -74,7 +74,7 @@ export function createDecompressor(c: DetectedCompression): Transform {
       // queued (zlib passes stream options on to its Transform; the typings omit them):
       // decompression, on zlib's thread pool, runs ahead of the tar parser instead of
       // waiting for it after each chunk.
-      return zlib.createGunzip({ chunkSize: 1 << 18, readableHighWaterMark: 1 << 20 } as zlib.ZlibOptions);
+      return zlib.createGunzip({ chunkSize: 1 << 18, readableHighWaterMark: 1 << 19 } as zlib.ZlibOptions);
     case "zstd":
       return z.createZstdDecompress ? z.createZstdDecompress() : new FzstdTransform();
     case "none":
