@@ -1,13 +1,15 @@
 /**
  * Flattens image layers into one rootfs tar stream without unpacking to disk.
  *
- * Pass 1 reads only headers, top layer to bottom, and decides for every entry whether it
+ * Pass 1 decompresses (and verifies) each layer once, into a spool file (`spool.ts`),
+ * reads the spool's headers, and decides top layer to bottom for every entry whether it
  * survives (image-spec "Applying Changesets": whiteouts `.wh.<name>`, opaque markers
- * `.wh..wh..opq`, later layers replacing earlier paths). Pass 2 streams the layers bottom
- * to top and writes the survivors, so each body is copied once, directories come before
- * their contents, and a hardlink always follows its target.
+ * `.wh..wh..opq`, later layers replacing earlier paths). Pass 2 reads the spools bottom
+ * to top and pushes the survivors out, so each body is copied once, directories come
+ * before their contents, and a hardlink always follows its target.
  *
- * Memory is a few small records per path (the surviving tree's shape), never file data.
+ * Memory is a few small records per path (the surviving tree's shape), never file data:
+ * that is on disk, in the spools, deleted as pass 2 consumes them.
  *
  * Hostile input policy:
  *  - a path or hardlink target escaping the root with `..` refuses the image;
