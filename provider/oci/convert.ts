@@ -13,9 +13,9 @@
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import * as fs from "node:fs";
 import { createHash } from "node:crypto";
-import { PassThrough, Transform, TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { OutputCompression, createCompressor } from "./compression";
+import { PassThrough, Transform, TransformCallback, Writable } from "node:stream";
+import { finished, pipeline } from "node:stream/promises";
+import { OutputCompression, ZstdFileWriter, createCompressor } from "./compression";
 import { BlockWriter } from "./blocks";
 import { OciError, OciErrorCode } from "./errors";
 import { extractRootfs } from "./extract";
@@ -72,24 +72,43 @@ export async function convertHere(job: ConvertJob, cb: ConvertCallbacks = {}): P
     const ex = await extractRootfs(flattener.tar(), job.target, cb.onWarning);
     return { size: flattener.stats.bytesWritten, sha256: "", entries: ex.entries, warnings: [...flattener.stats.warnings, ...ex.warnings] };
   }
-  const tap = new HashTap();
-  const out = fs.createWriteStream(job.target, { flags: "wx" });
-  const head = job.compression ? createCompressor(job.compression) : new PassThrough({ highWaterMark: 1 << 20 });
-  const piped = pipeline(head, tap, out);
-  // Pass 2 pushes into 1 MiB blocks, reused once the compressor is done with them.
-  const blocks = new BlockWriter(head);
+  const { sink, written } = templateSink(job.target, job.compression);
+  // Pass 2 pushes into 256 KiB blocks, reused once the compressor is done with them.
+  const blocks = new BlockWriter(sink);
   const flattened = flattener.writeTo((b) => blocks.write(b)).then(
     () => blocks.end(),
     (err: Error) => {
-      head.destroy(err);
+      sink.destroy(err);
       throw err;
     },
   );
   // Both settle before returning (spools removed, streams closed); the first error wins.
-  const [a, b] = await Promise.allSettled([flattened, piped]);
+  const [a, b] = await Promise.allSettled([flattened, written]);
   if (a.status === "rejected") throw a.reason;
   if (b.status === "rejected") throw b.reason;
-  return { size: tap.size, sha256: tap.hash.digest("hex"), entries: flattener.stats.entriesWritten, warnings: flattener.stats.warnings };
+  return { ...b.value, entries: flattener.stats.entriesWritten, warnings: flattener.stats.warnings };
+}
+
+/**
+ * Where a template's tar goes: compressed into `target`; `written` gives the file's size
+ * and sha256 once it is complete.
+ */
+function templateSink(target: string, compression?: OutputCompression): { sink: Writable; written: Promise<{ size: number; sha256: string }> } {
+  const compressor = compression ? createCompressor(compression) : new PassThrough({ highWaterMark: 1 << 20 });
+  if (!compressor) {
+    // The zstd program writes the file; hash it afterwards (from the page cache).
+    const sink = new ZstdFileWriter(target);
+    return { sink, written: finished(sink).then(() => hashFile(target)) };
+  }
+  const tap = new HashTap();
+  const written = pipeline(compressor, tap, fs.createWriteStream(target, { flags: "wx" })).then(() => ({ size: tap.size, sha256: tap.hash.digest("hex") }));
+  return { sink: compressor, written };
+}
+
+async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+  const tap = new HashTap();
+  await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 18 }), tap, new Writable({ write: (_c, _e, cb) => cb() }));
+  return { size: tap.size, sha256: tap.hash.digest("hex") };
 }
 
 type Msg =

@@ -304,7 +304,7 @@ export async function* readTar(input: AsyncIterable<Buffer>): AsyncGenerator<Tar
  * promise per chunk. `read` is `FileHandle.read`'s positional form; `size` the file's size.
  */
 export class BufferedTarReader {
-  private readonly buf: Buffer;
+  private buf: Buffer;
   private pos = 0;
   private end = 0;
   /** File offset of buf[end]: where the next read starts. */
@@ -316,15 +316,22 @@ export class BufferedTarReader {
   constructor(
     private readonly read: (buf: Buffer, off: number, len: number, position: number) => Promise<number>,
     private readonly size: number,
-    bufferSize = 1 << 20,
+    bufferSize = 1 << 18,
   ) {
-    // A metadata body (at most MAX_META_BYTES, padded) must fit whole.
-    this.buf = Buffer.allocUnsafe(Math.max(bufferSize, MAX_META_BYTES + 1024));
+    this.buf = Buffer.allocUnsafe(bufferSize);
   }
 
   /** Makes at least `n` bytes available at `pos` (fewer only at the end of the file). */
   private async ensure(n: number): Promise<void> {
     if (this.end - this.pos >= n) return;
+    if (n > this.buf.length) {
+      // A metadata body (at most MAX_META_BYTES, padded) larger than the buffer: grow it.
+      const bigger = Buffer.allocUnsafe(n);
+      this.buf.copy(bigger, 0, this.pos, this.end);
+      this.end -= this.pos;
+      this.pos = 0;
+      this.buf = bigger;
+    }
     if (this.pos > 0) {
       this.buf.copy(this.buf, 0, this.pos, this.end);
       this.end -= this.pos;
