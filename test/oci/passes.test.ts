@@ -56,6 +56,18 @@ describe("oci: between the passes (spools, spool reader, block writer)", () => {
       expect(reads.length).to.be.lessThan(4);
     });
 
+    it("reads a pax header larger than its buffer (a big binary xattr) and the entries after it", async () => {
+      const value = randomBytes(300_000);
+      const h: TarHeader = { name: "bin/x", type: "file", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 3, mtime: 0, linkname: "", devmajor: 0, devminor: 0, xattrs: new Map([["user.big", value]]) };
+      const tar = Buffer.concat([encodeHeader(h), Buffer.from("abc"), Buffer.alloc(padding(3)), ...file("after", Buffer.from("z")), TAR_END]);
+      const r = readerOf(tar);
+      const x = await r.next();
+      expect(x?.name).to.equal("bin/x");
+      expect(x?.xattrs?.get("user.big")?.equals(value)).to.equal(true);
+      expect((await r.next())?.name).to.equal("after");
+      expect(await r.next()).to.equal(null);
+    });
+
     it("a body cut short by the end of the file is an error, also when skipped", async () => {
       const tar = Buffer.concat(file("big", randomBytes(100_000))).subarray(0, 50_000);
       const r = readerOf(tar);
