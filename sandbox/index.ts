@@ -158,7 +158,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
       await Promise.race([core.tasks.drain(), new Promise((r) => setTimeout(r, 2000))]);
       for (const t of core.heldLocks.values()) clearTimeout(t);
       stopHa(core);
-      store.save();
+      store.flush(); // batched saves (state.ts): the last changes reach the file before we go
       if (!stateDir) fs.rmSync(dataDir, { recursive: true, force: true });
       log.info({ endpoint: core.endpoint }, "sandbox stopped");
     },

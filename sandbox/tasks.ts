@@ -149,8 +149,10 @@ export class TaskManager {
   find(upid: string): { running?: RunningTask; finished?: FinishedTask } | undefined {
     const r = this.running.get(upid);
     if (r) return { running: r };
-    const f = this.store.state.tasks.find((t) => t.upid === upid);
-    return f ? { finished: f } : undefined;
+    // Newest first: a status poll almost always asks about a task that just ended.
+    const tasks = this.store.state.tasks;
+    for (let i = tasks.length - 1; i >= 0; i--) if (tasks[i].upid === upid) return { finished: tasks[i] };
+    return undefined;
   }
 
   /** Resolves when the task ends or after `ms`; true if it ended. */

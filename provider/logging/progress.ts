@@ -1,9 +1,9 @@
 /**
- * Progress users can see during `pulumi up`. A dynamic provider has no engine log API,
- * but the engine shows every line a provider plugin writes to stderr as a diagnostic
- * message in the CLI output (verified with Pulumi v3.248.0 in test/e2e, see
- * docs/logging.md). So progress goes to stderr, throttled, one line per step, and to the
- * log file at info level.
+ * Progress users can see during `pulumi up`. The engine shows every line a provider plugin
+ * writes to stderr as a message in the CLI output (verified with Pulumi v3.248.0 in
+ * test/e2e, see docs/logging.md); unlike an engine warning (./engineLog) it is not counted
+ * as a diagnostic, which suits progress. So progress goes to stderr, throttled, one line per
+ * step, and to the log file at info level.
  *
  * Set PULUMI_PROXMOX_PROGRESS=0 to silence the stderr lines.
  */

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { configureLogging, flushLogs, getLogger, metrics, registerSecret, scrubSecrets, type Logger } from "../logging";
 import { PveClient } from "../proxmox/client";
 import { createProgress, type ProgressReporter } from "../logging/progress";
+import { warnUser } from "../logging/engineLog";
 import { getProviderConfig, type ProviderConfig } from "./registry";
 
 export type OperationName = "check" | "diff" | "create" | "read" | "update" | "delete";
@@ -31,6 +32,8 @@ export interface OperationContext {
   bind(fields: Record<string, unknown>): void;
   /** Progress lines shown in the `pulumi up` output (stderr) and logged, throttled. */
   progress(step: string): ProgressReporter;
+  /** A warning for the user: logged, and shown as an engine warning (a stderr line outside a provider host). */
+  warn(message: string, fields?: Record<string, unknown>): Promise<void>;
 }
 
 let configuredFrom: string | undefined;
@@ -138,6 +141,7 @@ export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationCo
   if (meta.node) fields.node = meta.node;
   if (meta.vmid !== undefined) fields.vmid = meta.vmid;
   let log = getLogger().child(fields);
+  const who = meta.resourceName ? `${meta.resourceType} ${meta.resourceName}` : meta.resourceType;
   const ctx: OperationContext = {
     get log() {
       return log;
@@ -148,8 +152,11 @@ export async function runOperation<T>(meta: OperationMeta, fn: (ctx: OperationCo
       log = log.child(extra);
     },
     progress(step) {
-      const who = meta.resourceName ? `${meta.resourceType} ${meta.resourceName}` : meta.resourceType;
       return createProgress(`${who} ${step}`, { logger: log });
+    },
+    warn(message, extra) {
+      log.warn(extra ?? {}, message);
+      return warnUser(who, message);
     },
   };
   const started = Date.now();

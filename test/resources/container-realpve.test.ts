@@ -161,7 +161,7 @@ describe("Container against what a real PVE does (issue 15)", function () {
       expect(await reasons({}, base({ template: "local:backup/vzdump-lxc-100-2024_01_01-00_00_00.tar.zst" }))).to.match(/template: 'local:backup\/vzdump-lxc-100-[^']+' is a backup archive, not a CT template; to create a container from a backup use restore: \{ backup: "local:backup\//);
     });
 
-    it("a bridge the node does not have is reported before the CT is created, with one network read per node", async () => {
+    it("a bridge the node does not have is reported before the CT is created, with one network read per node and VNets only when needed", async () => {
       const client = providerClient();
       await sb.admin.resetCounters();
       resetProviderClient();
@@ -174,7 +174,14 @@ describe("Container against what a real PVE does (issue 15)", function () {
       expect((await client.cluster.containers()).length).to.equal(before);
       const ok = await up(base({ started: false, networks: [{ name: "eth0", bridge: "vmbr1", ip: "dhcp" }] }));
       expect((await sb.admin.counters()).requests["GET /nodes/{node}/network"]).to.equal(1);
+      // The cluster's SDN VNets are asked only for a name the node's list lacks (vmbr9 above).
+      expect((await sb.admin.counters()).requests["GET /cluster/sdn/vnets"]).to.equal(1);
       await handler.delete!(ok.id, ok.outs);
+      await sb.admin.resetCounters();
+      resetProviderClient();
+      const again = await up(base({ started: false, networks: [{ name: "eth0", bridge: "vmbr0", ip: "dhcp" }] }));
+      expect((await sb.admin.counters()).requests["GET /cluster/sdn/vnets"] ?? 0).to.equal(0);
+      await handler.delete!(again.id, again.outs);
     });
   });
 

@@ -13,10 +13,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { templateTarGz } from "../support/fixtures";
 import { startSandbox, type SandboxHandle } from "../../sandbox";
-import { configure } from "../../provider/resources/registry";
+import { useSandboxProvider } from "../support/provider";
 import handler from "../../provider/resources/template/handler";
 import containerHandler from "../../provider/resources/container/handler";
-import { resetProviderClient, providerClient } from "../../provider/resources/operation";
+import { providerClient } from "../../provider/resources/operation";
 import { digestComputations } from "../../provider/resources/template/fileHash";
 import { closeMatches } from "../../provider/resources/template/appliance";
 
@@ -37,14 +37,7 @@ describe("Template handler (in process, against the sandbox)", function () {
 
   before(async () => {
     sb = await startSandbox({ port: 0, nodes: ["pve1"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    const cfg: Record<string, string> = {
-      "proxmox:endpoint": sb.endpoint,
-      "proxmox:apiToken": sb.apiToken,
-      "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      "proxmox:logLevel": "silent",
-    };
-    configure({ get: (k) => cfg[k] });
-    resetProviderClient();
+    useSandboxProvider(sb);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "tmpl-test-"));
     // A tiny loopback web server the sandbox "node" downloads from (download-url).
     web = http.createServer((req, res) => {
@@ -309,14 +302,7 @@ describe("Template handler (in process, against the sandbox)", function () {
 
   it("logs upload progress at info, and never the credentials in a url", async () => {
     const logFile = path.join(dir, "provider.log");
-    const cfg: Record<string, string> = {
-      "proxmox:endpoint": sb.endpoint,
-      "proxmox:apiToken": sb.apiToken,
-      "proxmox:tlsFingerprint": sb.tlsFingerprint,
-      "proxmox:logLevel": "info",
-      "proxmox:logFile": logFile,
-    };
-    configure({ get: (k) => cfg[k] });
+    useSandboxProvider(sb, { "proxmox:logLevel": "info", "proxmox:logFile": logFile });
     try {
       const file = path.join(dir, "progress.tar.gz");
       fs.writeFileSync(file, await tarGz("ID=alpine\n", 2 * MiB));
@@ -338,7 +324,7 @@ describe("Template handler (in process, against the sandbox)", function () {
       expect(text).to.include("credentials omitted");
       expect(text).not.to.include(secret);
     } finally {
-      configure({ get: (k) => ({ ...cfg, "proxmox:logLevel": "silent", "proxmox:logFile": undefined })[k] });
+      useSandboxProvider(sb);
     }
   });
 
@@ -352,5 +338,43 @@ describe("Template handler (in process, against the sandbox)", function () {
 
   it("sent no request the PVE schema rejects", async () => {
     expect((await sb.admin.counters()).violationCount).to.equal(0);
+  });
+});
+
+describe("Template handler on PVE 8.4: uncompressed .tar", function () {
+  this.timeout(60_000);
+  let sb: SandboxHandle;
+  let dir: string;
+  before(async () => {
+    sb = await startSandbox({ port: 0, nodes: ["pve1"], pveVersion: "8.4", taskDurationMs: 5, authFailureDelayMs: 0 });
+    useSandboxProvider(sb);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "tmpl-84-"));
+  });
+  after(async () => {
+    await sb?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("check and create refuse a .tar file name with the server's version and the fix, before any upload", async () => {
+    const file = path.join(dir, "app.tar");
+    fs.writeFileSync(file, "x".repeat(1024));
+    await sb.admin.resetCounters();
+    const r = await handler.check!({}, { node: "pve1", path: file });
+    expect(r.failures?.[0].property).to.equal("path");
+    expect(r.failures?.[0].reason).to.match(/an uncompressed \.tar template needs Proxmox VE 9\.1 or newer; the server runs 8\.4.*Use a compressed template \(\.tar\.zst/);
+    const named = await handler.check!({}, { node: "pve1", url: "http://127.0.0.1:1/x", fileName: "x.tar", checksum: "a".repeat(64), checksumAlgorithm: "sha256" });
+    expect(named.failures?.[0].property).to.equal("fileName");
+    // create checks again (check may have run without a server to ask).
+    const e = await handler.create({ node: "pve1", storage: "local", path: file, existing: "fail" }).then(
+      () => expect.fail("created") as never,
+      (err: Error) => err,
+    );
+    expect(e.message).to.match(/path: an uncompressed \.tar template needs Proxmox VE 9\.1/);
+    expect((await sb.admin.counters()).requests[UPLOAD] ?? 0).to.equal(0);
+    // A compressed name asks the server nothing at check.
+    await sb.admin.resetCounters();
+    const ok = await handler.check!({}, { node: "pve1", url: "http://127.0.0.1:1/x.tar.zst", checksum: "a".repeat(64), checksumAlgorithm: "sha256" });
+    expect(ok.failures ?? []).to.deep.equal([]);
+    expect((await sb.admin.counters()).requests["GET /version"] ?? 0).to.equal(0);
   });
 });

@@ -206,8 +206,7 @@ export async function waitForAddresses(client: PveClient, node: string, vmid: nu
     if (left <= 0) {
       const message = timeoutMessage(missing, Math.round(timeoutMs / 1000), a.waitForIp?.required === true);
       if (a.waitForIp?.required) throw new AddressesRequiredError(message, have);
-      ctx.log.warn({ missing }, message);
-      progress.done(`warning: ${message}`);
+      await ctx.warn(message, { missing });
       return have;
     }
     progress.update(waitingLine(missing, left), { missing }, !waited);

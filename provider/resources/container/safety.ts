@@ -35,11 +35,11 @@ export async function withSafetySnapshot<T>(
   if (!isRisky(plan)) return work();
   if (plan.migrateTo || plan.diskMoves.length) {
     // PVE cannot move volumes that have snapshots and delete the source (BEHAVIOR.md 4.7).
-    ctx.log.warn("safetySnapshot skipped: this update moves volumes, which Proxmox refuses while snapshots exist");
+    await ctx.warn("safetySnapshot skipped: this update moves volumes, which Proxmox refuses while snapshots exist");
     return work();
   }
   if (!(await client.lxc.hasFeature(node, vmid, "snapshot"))) {
-    ctx.log.warn("safetySnapshot skipped: a volume of this container is on storage without snapshot support (dir, nfs, cifs, LVM)");
+    await ctx.warn("safetySnapshot skipped: a volume of this container is on storage without snapshot support (dir, nfs, cifs, LVM)");
     return work();
   }
   const name = `pulumi-safety-${Date.now().toString(36)}`;

@@ -16,13 +16,22 @@ export interface ServerRelease {
 
 const atLeast91 = (v: ServerRelease) => v.major > 9 || (v.major === 9 && v.minor >= 1);
 
+/**
+ * An uncompressed `.tar` CT template (a Container's `template`, a Template's file name) on a
+ * release that cannot use it: 8.x refuses the upload (`wrong file extension`) and extracts
+ * nothing but compressed templates; 9.0 may store one but only 9.1 creates from it.
+ */
+export function uncompressedTarProblem(fileName: string, v: ServerRelease): string | undefined {
+  if (atLeast91(v) || !/\.tar$/i.test(fileName)) return undefined;
+  return `an uncompressed .tar template needs Proxmox VE 9.1 or newer; the server runs ${v.version}. Use a compressed template (.tar.zst, .tar.gz, .tar.xz), or upgrade the node`;
+}
+
 export function versionProblems(a: ContainerArgs, v: ServerRelease): Array<{ field: string; message: string }> {
   if (atLeast91(v)) return [];
   const needs = (what: string) => `${what} needs Proxmox VE 9.1 or newer; the server runs ${v.version}. Remove it, or upgrade the node`;
   const out: Array<{ field: string; message: string }> = [];
-  if (a.template && /\.tar$/i.test(a.template)) {
-    out.push({ field: "template", message: `${needs("an uncompressed .tar template")} (or use a compressed template: .tar.zst, .tar.gz, .tar.xz)` });
-  }
+  const tarProblem = a.template ? uncompressedTarProblem(a.template, v) : undefined;
+  if (tarProblem) out.push({ field: "template", message: tarProblem });
   if (a.entrypoint !== undefined) out.push({ field: "entrypoint", message: needs("entrypoint (OCI application containers)") });
   if (a.env !== undefined) out.push({ field: "env", message: needs("env (OCI application containers)") });
   if (a.haManaged !== undefined) out.push({ field: "haManaged", message: needs("haManaged (ha-managed at create)") });

@@ -238,7 +238,7 @@ async function convertAndUpload(client: PveClient, a: OciImageArgs, ctx: Operati
       lastPhase = e.phase;
     },
   });
-  for (const w of built.warnings) ctx.log.warn({ warning: w }, "image conversion warning");
+  for (const w of built.warnings) await ctx.warn(`image conversion: ${w}`);
   const fileName = a.fileName ?? built.fileName;
   // PVE picks the decompressor (and app-container detection) by the file name's extension.
   const wanted = format === "oci-archive" ? ".tar" : built.compression === "zstd" ? ".tar.zst" : ".tar.gz";

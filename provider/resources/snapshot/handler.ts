@@ -238,7 +238,7 @@ async function update(id: string, olds: Record<string, unknown>, news: Record<st
 
 async function rollback(client: PveClient, node: string, a: SnapshotArgs, ctx: OperationContext): Promise<void> {
   const running = (await client.lxc.status(node, a.vmid, { logger: ctx.log })).status === "running";
-  if (running) ctx.log.warn({ snapshot: a.name }, "rolling back a running container: Proxmox stops it hard (no clean shutdown)");
+  if (running) await ctx.warn(`rolling back to ${a.name} stops the running container hard (no clean shutdown)`, { snapshot: a.name });
   ctx.log.info({ snapshot: a.name, startAfterRollback: !!a.startAfterRollback }, "rolling back to snapshot (rollbackTrigger changed)");
   // Start ourselves rather than with start=1: PVE starts it as a separate task the rollback
   // task does not wait for, and we want to report a start failure.

@@ -13,7 +13,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { templateArgsSchema, templateFileName, templateFormat, type TemplateArgs } from "./args";
 import { fileDigest, fileProblem } from "./fileHash";
 import { resolveAppliance } from "./appliance";
-import { checkInputs, parseInputs, unknownPaths } from "../validation";
+import { checkInputs, InputError, parseInputs, unknownPaths } from "../validation";
 import { runOperation, partialFailure, type OperationContext } from "../operation";
 import { registerSecret } from "../../logging";
 import type { ResourceHandler } from "../registry";
@@ -22,6 +22,7 @@ import { PveNotFoundError, PveTaskTimeoutError } from "../../proxmox/errors";
 import type { ContentItem } from "../../proxmox/storage";
 import { formatBytes } from "../../logging/progress";
 import type { UploadProgress } from "../../proxmox/upload";
+import { uncompressedTarProblem } from "../container/versions";
 
 const TYPE = "Template";
 
@@ -87,12 +88,14 @@ function stripUndefined<T extends Record<string, unknown>>(o: T): T {
 // ---------------------------------------------------------------------------------------
 
 async function check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string, node: news.node as string }, async () => {
+  return runOperation({ resourceType: TYPE, operation: "check", resourceName: news.resourceName as string, node: news.node as string }, async (ctx) => {
     // The SDK registers outputs as undefined inputs; they are not inputs.
     news = Object.fromEntries(Object.entries(news).filter(([, v]) => v !== undefined));
     const outcome = checkInputs(TYPE, templateArgsSchema, news);
     if (outcome.failures?.length) return outcome;
     const a = outcome.inputs as Partial<TemplateArgs>;
+    const tarFailure = await releaseFailure(a, news, ctx);
+    if (tarFailure) return { inputs: news, failures: [tarFailure] };
     if (typeof a.path === "string" && !unknownPaths(news).includes("path")) {
       const problem = await fileProblem(a.path);
       if (problem) return { inputs: news, failures: [{ property: "path", reason: `${TYPE} path: ${problem}` }] };
@@ -112,6 +115,28 @@ async function check(_olds: Record<string, unknown>, news: Record<string, unknow
     }
     return outcome;
   });
+}
+
+/**
+ * An uncompressed `.tar` name on a server that cannot take it, found at check when the name
+ * is known and the server can be asked (create asks again in any case). Only a `.tar` name
+ * makes check() ask the server anything.
+ */
+async function releaseFailure(a: Partial<TemplateArgs>, news: Record<string, unknown>, ctx: OperationContext): Promise<{ property: string; reason: string } | undefined> {
+  const unknown = unknownPaths(news);
+  if (a.appliance !== undefined || ["fileName", "url", "path"].some((k) => unknown.includes(k))) return undefined;
+  const name = templateFileName(a as TemplateArgs);
+  if (!name || !/\.tar$/i.test(name)) return undefined;
+  let release;
+  try {
+    release = await ctx.client().version();
+  } catch (e) {
+    ctx.log.debug({ err: (e as Error).message }, "server version unknown at check; a .tar file name is checked again at create");
+    return undefined;
+  }
+  const problem = uncompressedTarProblem(name, release);
+  const property = a.fileName !== undefined ? "fileName" : a.url !== undefined ? "url" : "path";
+  return problem ? { property, reason: `${TYPE} ${property}: ${problem}` } : undefined;
 }
 
 /** The file name on the storage; for an appliance package name, looked up in the index. */
@@ -309,6 +334,8 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
       appliance = found;
     } else {
       fileName = templateFileName(a)!;
+      const problem = uncompressedTarProblem(fileName, await client.version());
+      if (problem) throw new InputError(TYPE, [{ field: a.fileName !== undefined ? "fileName" : a.url !== undefined ? "url" : "path", message: problem }]);
     }
     const volid = `${a.storage}:vztmpl/${fileName}`;
     ctx.bind({ volid });
@@ -373,7 +400,7 @@ async function adoptedChecksum(a: TemplateArgs, item: ContentItem, appliance: { 
     return { checksum: d.sha256, checksumAlgorithm: "sha256" };
   }
   if (a.url !== undefined) {
-    if (a.checksum) ctx.log.warn({ volid: item.volid }, "adopted volume's content was not verified against checksum (PVE cannot hash a stored file on request)");
+    if (a.checksum) await ctx.warn(`the adopted ${item.volid} was not verified against checksum (Proxmox cannot hash a stored file on request)`, { volid: item.volid });
     return { checksum: a.checksum, checksumAlgorithm: a.checksum ? a.checksumAlgorithm : undefined };
   }
   return appliance?.sha512sum ? { checksum: appliance.sha512sum.toLowerCase(), checksumAlgorithm: "sha512" } : {};
@@ -401,7 +428,7 @@ async function read(id: string, props: Record<string, unknown>): Promise<pulumi.
     }
     const size = Number(item.size ?? item["approximate-size"] ?? 0);
     if (typeof props.createdSize === "number" && size !== props.createdSize) {
-      ctx.log.warn({ volid: id, createdSize: props.createdSize, size }, "template volume changed on the storage since it was created; the next up replaces it");
+      await ctx.warn(`${id} changed on the storage since it was created (size ${props.createdSize} → ${size}); the next up replaces it`, { volid: id, createdSize: props.createdSize, size });
     }
     return { id, props: { ...props, size, format: item.format ?? props.format } };
   });

@@ -282,7 +282,7 @@ export function registerLifecycle(core: Core): void {
         }
         if (bool(req.params["destroy-unreferenced-disks"])) {
           for (const { storage: s } of core.storage.defs) {
-            for (const v of core.storage.listImages(node, s)) {
+            for (const v of core.storage.imageNames(node, s)) {
               if (v.owner === vmid) {
                 core.storage.freeVolume(node, v.volid);
                 ctx.log(`Removed unreferenced volume '${v.volid}'`);
