@@ -156,7 +156,7 @@ const SCAN_PARALLEL = 2;
 
 export class Flattener {
   readonly stats: FlattenStats = { entriesRead: 0, entriesWritten: 0, bytesWritten: 0, warnings: [] };
-  private readonly plans: LayerPlan[] = [];
+  private readonly plans: Array<LayerPlan | undefined> = [];
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private totalBytes = 0;
@@ -242,17 +242,21 @@ export class Flattener {
         waiting.shift()?.();
       }
     };
-    const scans: Array<Promise<Scanned[]>> = [];
+    const scans: Array<Promise<Scanned[]> | undefined> = [];
     const bySize = this.layers.map((_, li) => li).sort((a, b) => this.layers[b].size - this.layers[a].size || b - a);
     for (const li of bySize) {
       scans[li] = limited(li);
-      scans[li].catch(() => undefined); // awaited below, in order; no unhandled rejection meanwhile
+      scans[li]!.catch(() => undefined); // awaited below, in order; no unhandled rejection meanwhile
     }
     try {
-      for (let li = this.layers.length - 1; li >= 0; li--) this.plans[li] = this.decideLayer(li, await scans[li], state);
+      for (let li = this.layers.length - 1; li >= 0; li--) {
+        const entries = await scans[li]!;
+        scans[li] = undefined; // the scanned records are garbage once decided
+        this.plans[li] = this.decideLayer(li, entries, state);
+      }
     } catch (err) {
       failed = true; // start nothing more; let running scans finish before their spools go
-      await Promise.allSettled(scans);
+      await Promise.allSettled(scans.filter((p) => p !== undefined));
       throw err;
     }
   }
@@ -437,7 +441,7 @@ export class Flattener {
         // The upper directory's metadata wins, but it is written here, below, so it
         // precedes this layer's contents of the directory.
         visible[k] = 1;
-        if (s.emitter) this.plans[s.emitter.layer].emit[s.emitter.k] = 0;
+        if (s.emitter) this.plans[s.emitter.layer]!.emit[s.emitter.k] = 0;
       }
       if (!visible[k]) continue;
       if (e.kind === "dir") {
@@ -538,6 +542,7 @@ export class Flattener {
       done = before + this.spoolSizes[li];
       removeSpool(spool);
       this.spools[li] = undefined;
+      this.plans[li] = undefined; // written: only the emitted-path sets are still needed
     }
     const p = out(TAR_END);
     if (p) await p;
@@ -546,7 +551,7 @@ export class Flattener {
   /** One layer's survivors (pass 2), as decided for it in pass 1. */
   private async writeLayer(li: number, input: BufferedTarReader, out: TarOut, emittedDirs: Set<string>, emittedNondirs: Set<string>): Promise<void> {
     const layer = this.layers[li];
-    const plan = this.plans[li];
+    const plan = this.plans[li]!;
     let k = -1;
     for (let h = await input.next(); h; h = await input.next()) {
       k++;
