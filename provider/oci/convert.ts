@@ -13,9 +13,10 @@
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import * as fs from "node:fs";
 import { createHash } from "node:crypto";
-import { Readable, Transform, TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { OutputCompression, createCompressor } from "./compression";
+import { PassThrough, Transform, TransformCallback, Writable } from "node:stream";
+import { finished, pipeline } from "node:stream/promises";
+import { OutputCompression, ZstdFileWriter, createCompressor } from "./compression";
+import { BlockWriter } from "./blocks";
 import { OciError, OciErrorCode } from "./errors";
 import { extractRootfs } from "./extract";
 import { Flattener } from "./flatten";
@@ -55,30 +56,6 @@ export class HashTap extends Transform {
   }
 }
 
-/**
- * Gathers the tar's small pieces (512-byte headers, small files, padding) into 64 KiB
- * buffers; large pieces pass as they are. Every piece otherwise costs a trip through the
- * stream machinery and, for zstd, a write to the compressor's pipe.
- */
-export async function* coalesce(chunks: AsyncIterable<Buffer>, size = 1 << 16): AsyncGenerator<Buffer> {
-  let buf = Buffer.allocUnsafe(size);
-  let used = 0;
-  for await (const c of chunks) {
-    if (c.length >= size >> 2) {
-      if (used) yield buf.subarray(0, used);
-      if (used) [buf, used] = [Buffer.allocUnsafe(size), 0];
-      yield c;
-      continue;
-    }
-    if (used + c.length > size) {
-      yield buf.subarray(0, used);
-      [buf, used] = [Buffer.allocUnsafe(size), 0];
-    }
-    used += c.copy(buf, used);
-  }
-  if (used) yield buf.subarray(0, used);
-}
-
 /** The conversion itself, on the current thread. */
 export async function convertHere(job: ConvertJob, cb: ConvertCallbacks = {}): Promise<ConvertResult> {
   const flattener = new Flattener(job.layers, {
@@ -87,17 +64,51 @@ export async function convertHere(job: ConvertJob, cb: ConvertCallbacks = {}): P
     devices: job.devices,
     onProgress: cb.onProgress,
     warn: cb.onWarning,
+    // Layer spools go next to the output: the same file system, which has to take the
+    // output anyway (a template's temp file in the cache; the bundle directory).
+    spoolPrefix: job.kind === "extract" ? `${job.target}.spool` : job.target,
   });
   if (job.kind === "extract") {
     const ex = await extractRootfs(flattener.tar(), job.target, cb.onWarning);
     return { size: flattener.stats.bytesWritten, sha256: "", entries: ex.entries, warnings: [...flattener.stats.warnings, ...ex.warnings] };
   }
+  const { sink, written } = templateSink(job.target, job.compression);
+  // Pass 2 pushes into 256 KiB blocks, reused once the compressor is done with them.
+  const blocks = new BlockWriter(sink);
+  const flattened = flattener.writeTo((b) => blocks.write(b)).then(
+    () => blocks.end(),
+    (err: Error) => {
+      sink.destroy(err);
+      throw err;
+    },
+  );
+  // Both settle before returning (spools removed, streams closed); the first error wins.
+  const [a, b] = await Promise.allSettled([flattened, written]);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return { ...b.value, entries: flattener.stats.entriesWritten, warnings: flattener.stats.warnings };
+}
+
+/**
+ * Where a template's tar goes: compressed into `target`; `written` gives the file's size
+ * and sha256 once it is complete.
+ */
+function templateSink(target: string, compression?: OutputCompression): { sink: Writable; written: Promise<{ size: number; sha256: string }> } {
+  const compressor = compression ? createCompressor(compression) : new PassThrough({ highWaterMark: 1 << 20 });
+  if (!compressor) {
+    // The zstd program writes the file; hash it afterwards (from the page cache).
+    const sink = new ZstdFileWriter(target);
+    return { sink, written: finished(sink).then(() => hashFile(target)) };
+  }
   const tap = new HashTap();
-  const src = Readable.from(coalesce(flattener.tar()), { objectMode: false, highWaterMark: 1 << 16 });
-  const out = fs.createWriteStream(job.target, { flags: "wx" });
-  if (job.compression) await pipeline(src, createCompressor(job.compression), tap, out);
-  else await pipeline(src, tap, out);
-  return { size: tap.size, sha256: tap.hash.digest("hex"), entries: flattener.stats.entriesWritten, warnings: flattener.stats.warnings };
+  const written = pipeline(compressor, tap, fs.createWriteStream(target, { flags: "wx" })).then(() => ({ size: tap.size, sha256: tap.hash.digest("hex") }));
+  return { sink: compressor, written };
+}
+
+async function hashFile(file: string): Promise<{ size: number; sha256: string }> {
+  const tap = new HashTap();
+  await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 18 }), tap, new Writable({ write: (_c, _e, cb) => cb() }));
+  return { size: tap.size, sha256: tap.hash.digest("hex") };
 }
 
 type Msg =

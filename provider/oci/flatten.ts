@@ -1,13 +1,15 @@
 /**
  * Flattens image layers into one rootfs tar stream without unpacking to disk.
  *
- * Pass 1 reads only headers, top layer to bottom, and decides for every entry whether it
+ * Pass 1 decompresses (and verifies) each layer once, into a spool file (`spool.ts`),
+ * reads the spool's headers, and decides top layer to bottom for every entry whether it
  * survives (image-spec "Applying Changesets": whiteouts `.wh.<name>`, opaque markers
- * `.wh..wh..opq`, later layers replacing earlier paths). Pass 2 streams the layers bottom
- * to top and writes the survivors, so each body is copied once, directories come before
- * their contents, and a hardlink always follows its target.
+ * `.wh..wh..opq`, later layers replacing earlier paths). Pass 2 reads the spools bottom
+ * to top and pushes the survivors out, so each body is copied once, directories come
+ * before their contents, and a hardlink always follows its target.
  *
- * Memory is a few small records per path (the surviving tree's shape), never file data.
+ * Memory is a few small records per path (the surviving tree's shape), never file data:
+ * that is on disk, in the spools, deleted as pass 2 consumes them.
  *
  * Hostile input policy:
  *  - a path or hardlink target escaping the root with `..` refuses the image;
@@ -18,10 +20,16 @@
  *  - char/block devices are dropped by default (containers cannot create them anyway);
  *  - entry count and total size are capped.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import { PassThrough } from "node:stream";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
 import { OciError } from "./errors";
 import { LayerFile, openLayer } from "./layer";
-import { ReadAhead } from "./readahead";
-import { TAR_END, TarEntry, TarHeader, encodeHeader, padding, readTar } from "./tar";
+import { SpoolWriter, removeSpool } from "./spool";
+import { BufferedTarReader, TAR_END, TarHeader, encodeHeader, padding } from "./tar";
+import { BlockWriter } from "./blocks";
 
 export interface FlattenOptions {
   /** Total entries over all layers (default 1,000,000). */
@@ -30,10 +38,27 @@ export interface FlattenOptions {
   maxBytes?: number;
   /** Character/block device nodes: dropped (default), kept, or an error. */
   devices?: "drop" | "keep" | "error";
-  /** Compressed bytes read, per pass; `total` is the sum of layer sizes. */
+  /**
+   * Where pass 1 spools each layer's uncompressed tar for pass 2: files `<prefix>.layer-N.tar`
+   * (default: in the OS temp dir). They take up to the image's uncompressed size and are
+   * deleted as pass 2 consumes them (all of them on failure).
+   */
+  spoolPrefix?: string;
+  /**
+   * Bytes read, per pass: in "scan" compressed bytes of the sum of layer sizes, in "write"
+   * uncompressed (spooled) bytes of the sum of the layers' tar sizes.
+   */
   onProgress?: (phase: "scan" | "write", done: number, total: number) => void;
   warn?: (message: string) => void;
 }
+
+/**
+ * Where pass 2 pushes the rootfs tar. `b` is only valid during the call, or until the
+ * returned promise (backpressure) settles.
+ */
+export type TarOut = (b: Buffer) => Promise<void> | undefined;
+
+const ZEROS = Buffer.alloc(512);
 
 export interface FlattenStats {
   entriesRead: number;
@@ -126,18 +151,24 @@ function outName(p: string, dir: boolean): string {
   return dir ? `./${p}/` : `./${p}`;
 }
 
-/** How far pass 2 reads (decompresses) the next layer ahead of the one being written. */
-const READ_AHEAD_BYTES = 2 << 20;
+/** Layers decompressed at once in pass 1 (2 cores: one zlib thread each, the JS thread parses). */
+const SCAN_PARALLEL = 2;
 
 export class Flattener {
   readonly stats: FlattenStats = { entriesRead: 0, entriesWritten: 0, bytesWritten: 0, warnings: [] };
-  private readonly plans: LayerPlan[] = [];
+  private readonly plans: Array<LayerPlan | undefined> = [];
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private totalBytes = 0;
   private readonly total: number;
+  private readonly spoolPrefix: string;
+  /** Spool files not yet deleted, by layer. */
+  private readonly spools: Array<string | undefined> = [];
+  private readonly spoolSizes: number[] = [];
+  private spoolBytes = 0;
 
   constructor(private readonly layers: LayerFile[], private readonly opts: FlattenOptions = {}) {
+    this.spoolPrefix = opts.spoolPrefix ?? path.join(os.tmpdir(), `pve-lxc-flatten-${process.pid}-${randomBytes(6).toString("hex")}`);
     this.maxEntries = opts.maxEntries ?? 1_000_000;
     this.maxBytes = opts.maxBytes ?? 64 * 1024 ** 3;
     this.total = layers.reduce((s, l) => s + l.size, 0);
@@ -148,45 +179,130 @@ export class Flattener {
     this.opts.warn?.(msg);
   }
 
-  /** The rootfs tar: pass 1 over all layers, then pass 2 streaming survivors. */
+  /**
+   * The rootfs tar, pass 1 over all layers then pass 2, pushed to `out`: each call's bytes
+   * are only valid during the call (or until its promise settles), so `out` copies them
+   * (BlockWriter does). Spools are removed whatever happens.
+   */
+  async writeTo(out: TarOut): Promise<void> {
+    try {
+      await this.scanAll();
+      await this.writeAll(out);
+    } finally {
+      for (const p of this.spools) if (p) removeSpool(p);
+    }
+  }
+
+  /** The same tar as fresh 1 MiB chunks, for consumers that pull (extraction). */
   async *tar(): AsyncGenerator<Buffer> {
-    await this.scanAll();
-    yield* this.writeAll();
+    const pass = new PassThrough({ highWaterMark: 2 << 20 });
+    const w = new BlockWriter(pass, { reuse: false });
+    const writing = this.writeTo((b) => w.write(b)).then(
+      () => w.end(),
+      (err: Error) => {
+        pass.destroy(err);
+      },
+    );
+    try {
+      for await (const c of pass) yield c as Buffer;
+    } finally {
+      if (!pass.writableFinished) pass.destroy();
+      await writing.catch(() => undefined);
+    }
   }
 
   // ------------------------------------------------------------------ pass 1
 
+  /** Where layer `li`'s uncompressed tar is spooled between the passes. */
+  private spoolPath(li: number): string {
+    return `${this.spoolPrefix}.layer-${li}.tar`;
+  }
+
   async scanAll(): Promise<void> {
     const state = new Map<string, PathState>();
     let done = 0;
-    // Two layers are read at once (decompression runs on libuv's threads, so this uses a
-    // second core); decisions are still made strictly from the top layer down.
-    const scans = new Map<number, Promise<Scanned[]>>();
-    const start = (li: number) => {
-      if (li < 0 || scans.has(li)) return;
-      const p = this.scanLayer(this.layers[li], (n) => {
-        done += n;
-        this.opts.onProgress?.("scan", done, this.total);
-      });
-      p.catch(() => undefined); // awaited below, in order; avoid an unhandled rejection meanwhile
-      scans.set(li, p);
+    // Up to SCAN_PARALLEL layers are decompressed at once (on zlib's thread pool, so this
+    // uses the other core), largest first: the largest (usually the base) layer would
+    // otherwise be decompressed last, alone, on one core. Decisions are still made
+    // strictly from the top layer down, each when its scan is done.
+    let running = 0;
+    let failed = false;
+    const waiting: Array<() => void> = [];
+    const limited = async (li: number): Promise<Scanned[]> => {
+      if (running >= SCAN_PARALLEL) await new Promise<void>((r) => waiting.push(r));
+      running++;
+      try {
+        if (failed) throw new Error("cancelled"); // an earlier layer failed: never seen
+        return await this.scanLayer(li, (n) => {
+          done += n;
+          this.opts.onProgress?.("scan", done, this.total);
+        });
+      } finally {
+        running--;
+        waiting.shift()?.();
+      }
     };
-    for (let li = this.layers.length - 1; li >= 0; li--) {
-      start(li);
-      start(li - 1);
-      const entries = await scans.get(li)!;
-      scans.delete(li);
-      this.plans[li] = this.decideLayer(li, entries, state);
+    const scans: Array<Promise<Scanned[]> | undefined> = [];
+    const bySize = this.layers.map((_, li) => li).sort((a, b) => this.layers[b].size - this.layers[a].size || b - a);
+    for (const li of bySize) {
+      scans[li] = limited(li);
+      scans[li]!.catch(() => undefined); // awaited below, in order; no unhandled rejection meanwhile
+    }
+    try {
+      for (let li = this.layers.length - 1; li >= 0; li--) {
+        const entries = await scans[li]!;
+        scans[li] = undefined; // the scanned records are garbage once decided
+        this.plans[li] = this.decideLayer(li, entries, state);
+      }
+    } catch (err) {
+      failed = true; // start nothing more; let running scans finish before their spools go
+      await Promise.allSettled(scans.filter((p) => p !== undefined));
+      throw err;
     }
   }
 
-  private async scanLayer(layer: LayerFile, onBytes: (n: number) => void): Promise<Scanned[]> {
+  /**
+   * Decompresses (and verifies) layer `li` into its spool, then reads the spool's headers
+   * (bodies are skipped by seeking). The two steps are separate so that decompression is
+   * one stream into a file, with no per-entry work on the way.
+   */
+  private async scanLayer(li: number, onBytes: (n: number) => void): Promise<Scanned[]> {
+    const layer = this.layers[li];
+    const spool = new SpoolWriter(this.spoolPath(li));
+    this.spools[li] = spool.path;
+    try {
+      for await (const _ of openLayer(layer, { verify: true, onCompressedBytes: onBytes, spool })) {
+        // written to the spool by openLayer
+      }
+    } finally {
+      spool.close();
+      this.spoolSizes[li] = spool.size;
+      this.spoolBytes += spool.size;
+    }
+    return this.withSpool(li, (input) => this.scanEntries(layer, input));
+  }
+
+  /** Runs `fn` on a tar reader of layer `li`'s spool. */
+  private async withSpool<T>(li: number, fn: (input: BufferedTarReader) => Promise<T>, onRead?: (position: number) => void): Promise<T> {
+    const fh = await fs.promises.open(this.spools[li]!, "r");
+    const read = async (buf: Buffer, off: number, len: number, position: number) => {
+      const { bytesRead } = await fh.read(buf, off, len, position);
+      onRead?.(position + bytesRead);
+      return bytesRead;
+    };
+    try {
+      return await fn(new BufferedTarReader(read, this.spoolSizes[li]));
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async scanEntries(layer: LayerFile, input: BufferedTarReader): Promise<Scanned[]> {
     const what = `layer ${layer.digest}`;
     const out: Scanned[] = [];
     /** Last index so far at each path (hardlink targets resolve against it). */
     const current = new Map<string, number>();
-    for await (const entry of readTar(openLayer(layer, { verify: true, onCompressedBytes: onBytes }))) {
-      const h = entry.header;
+    for (let h = await input.next(); h; h = await input.next()) {
       if (++this.stats.entriesRead > this.maxEntries) {
         throw new OciError("LIMIT_EXCEEDED", `${what}: the image has more than ${this.maxEntries} entries (limit maxEntries); refusing it`);
       }
@@ -325,7 +441,7 @@ export class Flattener {
         // The upper directory's metadata wins, but it is written here, below, so it
         // precedes this layer's contents of the directory.
         visible[k] = 1;
-        if (s.emitter) this.plans[s.emitter.layer].emit[s.emitter.k] = 0;
+        if (s.emitter) this.plans[s.emitter.layer]!.emit[s.emitter.k] = 0;
       }
       if (!visible[k]) continue;
       if (e.kind === "dir") {
@@ -413,60 +529,54 @@ export class Flattener {
 
   // ------------------------------------------------------------------ pass 2
 
-  private async *writeAll(): AsyncGenerator<Buffer> {
+  private async writeAll(out: TarOut): Promise<void> {
     const emittedDirs = new Set<string>([""]);
     const emittedNondirs = new Set<string>();
     let done = 0;
-    const open = (li: number) =>
-      new ReadAhead(
-        openLayer(this.layers[li], {
-          onCompressedBytes: (n) => {
-            done += n;
-            this.opts.onProgress?.("write", done, this.total);
-          },
-        }),
-        READ_AHEAD_BYTES,
-      );
-    let next = this.layers.length ? open(0) : undefined;
-    try {
-      for (let li = 0; li < this.layers.length; li++) {
-        const input = next!;
-        // The next layer starts decompressing now, while this one is flattened.
-        next = li + 1 < this.layers.length ? open(li + 1) : undefined;
-        yield* this.writeLayer(li, input, emittedDirs, emittedNondirs);
-      }
-    } finally {
-      await next?.cancel();
+    this.opts.onProgress?.("write", 0, this.spoolBytes);
+    for (let li = 0; li < this.layers.length; li++) {
+      const spool = this.spools[li]!;
+      const before = done;
+      const progress = (position: number) => this.opts.onProgress?.("write", before + position, this.spoolBytes);
+      await this.withSpool(li, (input) => this.writeLayer(li, input, out, emittedDirs, emittedNondirs), progress);
+      done = before + this.spoolSizes[li];
+      removeSpool(spool);
+      this.spools[li] = undefined;
+      this.plans[li] = undefined; // written: only the emitted-path sets are still needed
     }
-    yield TAR_END;
+    const p = out(TAR_END);
+    if (p) await p;
   }
 
   /** One layer's survivors (pass 2), as decided for it in pass 1. */
-  private async *writeLayer(li: number, input: AsyncIterable<Buffer>, emittedDirs: Set<string>, emittedNondirs: Set<string>): AsyncGenerator<Buffer> {
+  private async writeLayer(li: number, input: BufferedTarReader, out: TarOut, emittedDirs: Set<string>, emittedNondirs: Set<string>): Promise<void> {
     const layer = this.layers[li];
-    const plan = this.plans[li];
+    const plan = this.plans[li]!;
     let k = -1;
-    for await (const entry of readTar(input)) {
+    for (let h = await input.next(); h; h = await input.next()) {
       k++;
-      if (plan.emit[k]) yield* this.writeEntry(entry, plan.overrides.get(k), layer, emittedDirs, emittedNondirs);
+      if (k >= plan.emit.length) break; // reported below
+      let p: Promise<void> | undefined;
+      if (plan.emit[k]) p = this.writeEntry(h, input, plan.overrides.get(k), layer, out, emittedDirs, emittedNondirs);
       else {
         const d = plan.ensure.get(k);
-        if (d !== undefined && !emittedDirs.has(d)) yield* this.ensureDirs(d, true, layer, emittedDirs, emittedNondirs);
+        if (d !== undefined && !emittedDirs.has(d)) p = this.ensureDirs(d, true, layer, out, emittedDirs, emittedNondirs);
       }
+      if (p) await p;
     }
     if (k + 1 !== plan.emit.length) {
       throw new OciError("HOSTILE_LAYER", `layer ${layer.digest} changed between the two passes (${plan.emit.length} entries, then ${k + 1})`);
     }
   }
 
-  private async *writeEntry(entry: TarEntry, ov: Override | undefined, layer: LayerFile, dirs: Set<string>, nondirs: Set<string>): AsyncGenerator<Buffer> {
-    const h = entry.header;
+  /** Header and body of one surviving entry; a promise only when `out` or the input had to wait. */
+  private writeEntry(h: TarHeader, input: BufferedTarReader, ov: Override | undefined, layer: LayerFile, out: TarOut, dirs: Set<string>, nondirs: Set<string>): Promise<void> | undefined {
     const what = `layer ${layer.digest}`;
     const p = ov?.name ?? normalizePath(h.name, what);
     const isDir = h.type === "dir";
-    yield* this.ensureDirs(p, false, layer, dirs, nondirs);
+    const waitDirs = this.ensureDirs(p, false, layer, out, dirs, nondirs);
     const meta = ov?.meta;
-    const out: TarHeader = {
+    const hdr: TarHeader = {
       ...h,
       ...(meta ?? {}),
       name: outName(p, isDir),
@@ -475,7 +585,7 @@ export class Flattener {
     if (h.type === "link") {
       const target = ov?.linkname ?? normalizePath(h.linkname, what);
       if (!nondirs.has(target)) throw new OciError("HOSTILE_LAYER", `${what}: hardlink '${p}' -> '${target}' whose target was not written`);
-      out.linkname = outName(target, false);
+      hdr.linkname = outName(target, false);
     }
     if (isDir) {
       dirs.add(p);
@@ -484,17 +594,22 @@ export class Flattener {
       if (dirs.has(p)) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' replaces a directory already written`);
       nondirs.add(p);
     }
-    yield this.header(out);
-    if (h.type === "file") {
-      let n = 0;
-      for await (const chunk of entry.body()) {
-        n += chunk.length;
-        yield chunk;
-      }
-      if (n !== h.size) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' body has ${n} bytes, header says ${h.size}`);
-      this.stats.bytesWritten += n;
-      const pad = padding(n);
-      if (pad) yield Buffer.alloc(pad);
+    if (h.type !== "file" && !waitDirs) return out(this.header(hdr));
+    return this.writeFile(h, hdr, p, input, out, waitDirs, what);
+  }
+
+  private async writeFile(h: TarHeader, hdr: TarHeader, p: string, input: BufferedTarReader, out: TarOut, waitDirs: Promise<void> | undefined, what: string): Promise<void> {
+    if (waitDirs) await waitDirs;
+    const w = out(this.header(hdr));
+    if (w) await w;
+    if (h.type !== "file") return;
+    const n = await input.copyBody(out);
+    if (n !== h.size) throw new OciError("HOSTILE_LAYER", `${what}: '${p}' body has ${n} bytes, header says ${h.size}`);
+    this.stats.bytesWritten += n;
+    const pad = padding(n);
+    if (pad) {
+      const wp = out(ZEROS.subarray(0, pad));
+      if (wp) await wp;
     }
   }
 
@@ -502,17 +617,20 @@ export class Flattener {
    * Writes default directories (0755 root) for missing ancestors of `p` (and `p` itself
    * when `self`). An ancestor that is not a directory would mean writing through a link.
    */
-  private *ensureDirs(p: string, self: boolean, layer: LayerFile, dirs: Set<string>, nondirs: Set<string>): Generator<Buffer> {
+  private ensureDirs(p: string, self: boolean, layer: LayerFile, out: TarOut, dirs: Set<string>, nondirs: Set<string>): Promise<void> | undefined {
     const missing: string[] = [];
     for (const a of self ? [p, ...ancestors(p)] : ancestors(p)) {
       if (dirs.has(a)) break;
       if (nondirs.has(a)) throw new OciError("HOSTILE_LAYER", `layer ${layer.digest}: '${p}' would be written beneath non-directory '${a}'`);
       missing.push(a);
     }
+    if (!missing.length) return undefined;
+    const headers: Buffer[] = [];
     for (let i = missing.length - 1; i >= 0; i--) {
       dirs.add(missing[i]);
-      yield this.header({ name: outName(missing[i], true), type: "dir", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: 0, linkname: "", devmajor: 0, devminor: 0 });
+      headers.push(this.header({ name: outName(missing[i], true), type: "dir", mode: 0o755, uid: 0, gid: 0, uname: "", gname: "", size: 0, mtime: 0, linkname: "", devmajor: 0, devminor: 0 }));
     }
+    return out(headers.length === 1 ? headers[0] : Buffer.concat(headers));
   }
 
   private header(h: TarHeader): Buffer {

@@ -7,6 +7,7 @@ import { Transform, TransformCallback } from "node:stream";
 import { createDecompressor, sniffCompression } from "./compression";
 import { DigestVerifier } from "./digest";
 import { OciError } from "./errors";
+import { SpoolWriter } from "./spool";
 
 export interface LayerFile {
   /** Blob digest (of the stored, possibly compressed, bytes). */
@@ -43,8 +44,12 @@ async function readHead(file: string): Promise<Buffer> {
 /**
  * The layer's uncompressed bytes as an async iterable. With `verify`, a digest or diff_id
  * mismatch throws at the end of the stream (so the consumer must read it to the end).
+ * With `spool`, every uncompressed chunk is also written there (before it is yielded).
  */
-export async function* openLayer(layer: LayerFile, opts: { verify?: boolean; onCompressedBytes?: (n: number) => void } = {}): AsyncGenerator<Buffer> {
+export async function* openLayer(
+  layer: LayerFile,
+  opts: { verify?: boolean; onCompressedBytes?: (n: number) => void; spool?: SpoolWriter } = {},
+): AsyncGenerator<Buffer> {
   let head: Buffer;
   try {
     head = await readHead(layer.path);
@@ -71,6 +76,7 @@ export async function* openLayer(layer: LayerFile, opts: { verify?: boolean; onC
   try {
     for await (const chunk of decompress) {
       diffCheck?.update(chunk as Buffer);
+      opts.spool?.write(chunk as Buffer);
       yield chunk as Buffer;
     }
   } catch (err) {

@@ -41,17 +41,29 @@ export function defaultGzipParallelism(): number {
 }
 
 /**
- * One gzip member of `block`, as zlib's 64 KiB output chunks. The zlib handle (its ~300 KiB
- * of deflate state) is freed when the stream ends, not when GC gets to it.
+ * One gzip member of `block`, compressed by `gz` (a lane: one zlib handle per block in
+ * flight, reused for every block it compresses): Z_FINISH ends the member, `reset()`
+ * (deflateReset) readies the handle for the next one, which is then byte for byte what a
+ * fresh handle would write. A fresh handle per block would allocate and free ~300 KiB of
+ * deflate state per MiB of output and a heavy stream object, which costs GC time.
  */
-function gzipBlock(block: Buffer, level: number): Promise<Buffer[]> {
+function gzipMember(gz: zlib.Gzip, block: Buffer): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
-    const gz = zlib.createGzip({ level, chunkSize: 1 << 16 });
     const out: Buffer[] = [];
-    gz.on("data", (c: Buffer) => out.push(c));
-    gz.on("end", () => resolve(out));
-    gz.on("error", reject);
-    gz.end(block);
+    const onData = (c: Buffer) => out.push(c);
+    const onError = (err: Error) => {
+      gz.off("data", onData);
+      reject(err);
+    };
+    gz.on("data", onData);
+    gz.once("error", onError);
+    gz.write(block);
+    gz.flush(zlib.constants.Z_FINISH, () => {
+      gz.off("data", onData);
+      gz.off("error", onError);
+      (gz as unknown as { reset(): void }).reset(); // zlib.Gzip has reset(); the typings omit it
+      resolve(out);
+    });
   });
 }
 
@@ -70,6 +82,8 @@ export class ParallelGzip extends Transform {
   /** Members being compressed, in output order, with the block each one holds. */
   private readonly inflight: Array<{ member: Promise<Buffer[]>; block: Buffer }> = [];
   private members = 0;
+  /** zlib handles, one per block in flight: block n uses lane n % parallel. */
+  private readonly lanes: zlib.Gzip[] = [];
 
   constructor(opts: ParallelGzipOptions = {}) {
     super({ highWaterMark: 1 << 16 });
@@ -87,6 +101,7 @@ export class ParallelGzip extends Transform {
     this.fill(Buffer.alloc(0), true)
       .then(async () => {
         while (this.inflight.length) await this.emitOldest();
+        this.closeLanes();
         cb();
       })
       .catch(cb);
@@ -107,7 +122,9 @@ export class ParallelGzip extends Transform {
 
   private async startBlock(): Promise<void> {
     const block = this.filling;
-    const member = gzipBlock(block.subarray(0, this.filled), this.level);
+    const lane = this.members % this.parallel;
+    this.lanes[lane] ??= zlib.createGzip({ level: this.level, chunkSize: 1 << 18 });
+    const member = gzipMember(this.lanes[lane], block.subarray(0, this.filled));
     // Awaited in order in emitOldest; this only keeps a later member's failure from being
     // reported as unhandled while an earlier one is awaited.
     member.catch(() => undefined);
@@ -116,6 +133,16 @@ export class ParallelGzip extends Transform {
     while (this.inflight.length >= this.parallel) await this.emitOldest();
     this.filling = this.free.pop() ?? Buffer.allocUnsafe(this.blockSize);
     this.filled = 0;
+  }
+
+  private closeLanes(): void {
+    for (const gz of this.lanes) gz.close();
+    this.lanes.length = 0;
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.closeLanes();
+    cb(err);
   }
 
   private async emitOldest(): Promise<void> {

@@ -175,15 +175,91 @@ function paxNumber(v: Buffer, key: string): number {
   return Math.floor(n);
 }
 
+/** Pax, GNU long name and long link of the entry being read (they precede its header). */
+interface PendingMeta {
+  pax?: Map<string, Buffer>;
+  longName?: string;
+  longLink?: string;
+}
+
+/** Metadata entry types whose bodies describe the next entry. */
+function isMetaFlag(flag: string): boolean {
+  return flag === "x" || flag === "g" || flag === "L" || flag === "K";
+}
+
+/** Checks a header block; returns its type flag and body size (padded and not). */
+function blockInfo(h: Buffer): { flag: string; size: number; padded: number } {
+  if (!checksumOk(h)) throw new OciError("HOSTILE_LAYER", "tar header checksum mismatch (corrupt or not a tar stream)");
+  const flag = String.fromCharCode(h[156]);
+  const size = num(h, 124, 12, "size");
+  if (isMetaFlag(flag) && size > MAX_META_BYTES) {
+    throw new OciError("HOSTILE_LAYER", `tar metadata entry of ${size} bytes is larger than the ${MAX_META_BYTES} allowed`);
+  }
+  return { flag, size, padded: Math.ceil(size / 512) * 512 };
+}
+
+/** Records a metadata entry's body (`data`, unpadded) for the entry that follows. */
+function applyMeta(flag: string, data: Buffer, meta: PendingMeta): void {
+  if (flag === "x") meta.pax = parsePax(Buffer.from(data));
+  else if (flag === "L") meta.longName = cstr(data, 0, data.length);
+  else if (flag === "K") meta.longLink = cstr(data, 0, data.length);
+}
+
+/** Decodes an entry's header block plus its pending metadata; returns the body size in the stream. */
+function decodeEntry(h: Buffer, flag: string, size: number, meta: PendingMeta): { header: TarHeader; bodySize: number } {
+  const type = TYPES[flag];
+  if (!type) {
+    throw new OciError("UNSUPPORTED", `tar entry type '${flag === "\0" ? "NUL" : flag}' (${cstr(h, 0, 100)}) is not supported (sparse/multi-volume/vendor types)`);
+  }
+  const ustar = h.toString("latin1", 257, 263) === "ustar\0";
+  let name = cstr(h, 0, 100);
+  if (ustar) {
+    const prefix = cstr(h, 345, 155);
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  const header: TarHeader = {
+    name: meta.longName ?? name,
+    type,
+    mode: num(h, 100, 8, "mode") & 0o7777,
+    uid: num(h, 108, 8, "uid"),
+    gid: num(h, 116, 8, "gid"),
+    size,
+    mtime: num(h, 136, 12, "mtime"),
+    linkname: meta.longLink ?? cstr(h, 157, 100),
+    uname: cstr(h, 265, 32),
+    gname: cstr(h, 297, 32),
+    devmajor: type === "char" || type === "block" ? num(h, 329, 8, "devmajor") : 0,
+    devminor: type === "char" || type === "block" ? num(h, 337, 8, "devminor") : 0,
+  };
+  if (meta.pax) {
+    for (const [k, v] of meta.pax) {
+      if (k === "path") header.name = v.toString("utf8");
+      else if (k === "linkpath") header.linkname = v.toString("utf8");
+      else if (k === "size") header.size = paxNumber(v, k);
+      else if (k === "uid") header.uid = paxNumber(v, k);
+      else if (k === "gid") header.gid = paxNumber(v, k);
+      else if (k === "mtime") header.mtime = paxNumber(v, k);
+      else if (k === "uname") header.uname = v.toString("utf8");
+      else if (k === "gname") header.gname = v.toString("utf8");
+      else if (k.startsWith("SCHILY.xattr.")) (header.xattrs ??= new Map()).set(k.slice("SCHILY.xattr.".length), v);
+      else if (k.startsWith("GNU.sparse.")) throw new OciError("UNSUPPORTED", `tar entry '${header.name}' is a GNU sparse file, which is not supported`);
+    }
+  }
+  meta.pax = meta.longName = meta.longLink = undefined;
+  // Only regular files carry data; a size on a link/dir is ignored by GNU tar too, but
+  // its bytes are still in the stream.
+  const bodySize = header.size;
+  if (type !== "file") header.size = 0;
+  return { header, bodySize };
+}
+
 /**
  * Reads a tar stream entry by entry. Global pax headers (`g`) are ignored (they carry
  * nothing layers use); GNU sparse files and unknown entry types are refused.
  */
 export async function* readTar(input: AsyncIterable<Buffer>): AsyncGenerator<TarEntry> {
   const r = new ByteReader(input[Symbol.asyncIterator]());
-  let pax: Map<string, Buffer> | undefined;
-  let longName: string | undefined;
-  let longLink: string | undefined;
+  const meta: PendingMeta = {};
   for (;;) {
     const h = await r.read(512);
     if (h === null) return; // some writers omit the end-of-archive blocks
@@ -191,66 +267,16 @@ export async function* readTar(input: AsyncIterable<Buffer>): AsyncGenerator<Tar
       await r.drain();
       return;
     }
-    if (!checksumOk(h)) throw new OciError("HOSTILE_LAYER", "tar header checksum mismatch (corrupt or not a tar stream)");
-    const flag = String.fromCharCode(h[156]);
-    const size = num(h, 124, 12, "size");
-    const padded = Math.ceil(size / 512) * 512;
-    if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
-      if (size > MAX_META_BYTES) throw new OciError("HOSTILE_LAYER", `tar metadata entry of ${size} bytes is larger than the ${MAX_META_BYTES} allowed`);
+    const { flag, size, padded } = blockInfo(h);
+    if (isMetaFlag(flag)) {
       const raw = size ? await r.read(padded) : Buffer.alloc(0);
       if (raw === null) throw new OciError("HOSTILE_LAYER", "tar stream is truncated inside a metadata entry");
-      const data = Buffer.from(raw.subarray(0, size));
-      if (flag === "x") pax = parsePax(data);
-      else if (flag === "L") longName = cstr(data, 0, data.length);
-      else if (flag === "K") longLink = cstr(data, 0, data.length);
+      applyMeta(flag, raw.subarray(0, size), meta);
       continue;
     }
-    const type = TYPES[flag];
-    if (!type) {
-      throw new OciError("UNSUPPORTED", `tar entry type '${flag === "\0" ? "NUL" : flag}' (${cstr(h, 0, 100)}) is not supported (sparse/multi-volume/vendor types)`);
-    }
-    const ustar = h.toString("latin1", 257, 263) === "ustar\0";
-    let name = cstr(h, 0, 100);
-    if (ustar) {
-      const prefix = cstr(h, 345, 155);
-      if (prefix) name = `${prefix}/${name}`;
-    }
-    const header: TarHeader = {
-      name: longName ?? name,
-      type,
-      mode: num(h, 100, 8, "mode") & 0o7777,
-      uid: num(h, 108, 8, "uid"),
-      gid: num(h, 116, 8, "gid"),
-      size,
-      mtime: num(h, 136, 12, "mtime"),
-      linkname: longLink ?? cstr(h, 157, 100),
-      uname: cstr(h, 265, 32),
-      gname: cstr(h, 297, 32),
-      devmajor: type === "char" || type === "block" ? num(h, 329, 8, "devmajor") : 0,
-      devminor: type === "char" || type === "block" ? num(h, 337, 8, "devminor") : 0,
-    };
-    if (pax) {
-      for (const [k, v] of pax) {
-        if (k === "path") header.name = v.toString("utf8");
-        else if (k === "linkpath") header.linkname = v.toString("utf8");
-        else if (k === "size") header.size = paxNumber(v, k);
-        else if (k === "uid") header.uid = paxNumber(v, k);
-        else if (k === "gid") header.gid = paxNumber(v, k);
-        else if (k === "mtime") header.mtime = paxNumber(v, k);
-        else if (k === "uname") header.uname = v.toString("utf8");
-        else if (k === "gname") header.gname = v.toString("utf8");
-        else if (k.startsWith("SCHILY.xattr.")) (header.xattrs ??= new Map()).set(k.slice("SCHILY.xattr.".length), v);
-        else if (k.startsWith("GNU.sparse.")) throw new OciError("UNSUPPORTED", `tar entry '${header.name}' is a GNU sparse file, which is not supported`);
-      }
-    }
-    pax = undefined;
-    longName = undefined;
-    longLink = undefined;
-    // Only regular files carry data; a size on a link/dir is ignored by GNU tar too, but
-    // its bytes are still in the stream.
-    const bodySize = header.size;
+    const { header, bodySize } = decodeEntry(h, flag, size, meta);
+    const type = header.type;
     const bodyPadded = Math.ceil(bodySize / 512) * 512;
-    if (type !== "file") header.size = 0;
     let consumed = false;
     const entry: TarEntry = {
       header,
@@ -268,6 +294,123 @@ export async function* readTar(input: AsyncIterable<Buffer>): AsyncGenerator<Tar
       await r.skip(bodyPadded);
     }
   }
+}
+
+/**
+ * The same tar reading over a file (a layer spool) into one reused buffer, for hot loops:
+ * `next()` parses headers in place and awaits only to refill the buffer; a body is handed
+ * out as slices of that buffer (valid until the next call on this reader), and a body
+ * not wanted is skipped by moving the read position, never read. No allocation and no
+ * promise per chunk. `read` is `FileHandle.read`'s positional form; `size` the file's size.
+ */
+export class BufferedTarReader {
+  private buf: Buffer;
+  private pos = 0;
+  private end = 0;
+  /** File offset of buf[end]: where the next read starts. */
+  private filePos = 0;
+  private bodyLeft = 0;
+  private padLeft = 0;
+  private bodyIsFile = false;
+
+  constructor(
+    private readonly read: (buf: Buffer, off: number, len: number, position: number) => Promise<number>,
+    private readonly size: number,
+    bufferSize = 1 << 18,
+  ) {
+    this.buf = Buffer.allocUnsafe(bufferSize);
+  }
+
+  /** Makes at least `n` bytes available at `pos` (fewer only at the end of the file). */
+  private async ensure(n: number): Promise<void> {
+    if (this.end - this.pos >= n) return;
+    if (n > this.buf.length) {
+      // A metadata body (at most MAX_META_BYTES, padded) larger than the buffer: grow it.
+      const bigger = Buffer.allocUnsafe(n);
+      this.buf.copy(bigger, 0, this.pos, this.end);
+      this.end -= this.pos;
+      this.pos = 0;
+      this.buf = bigger;
+    }
+    if (this.pos > 0) {
+      this.buf.copy(this.buf, 0, this.pos, this.end);
+      this.end -= this.pos;
+      this.pos = 0;
+    }
+    while (this.end < n && this.filePos < this.size) {
+      const got = await this.read(this.buf, this.end, Math.min(this.buf.length - this.end, this.size - this.filePos), this.filePos);
+      if (got === 0) throw new OciError("HOSTILE_LAYER", "tar stream is truncated (the file is shorter than it was)");
+      this.end += got;
+      this.filePos += got;
+    }
+  }
+
+  /** The next entry's header, or null at the end of the archive; skips an unread body. */
+  async next(): Promise<TarHeader | null> {
+    if (this.bodyLeft || this.padLeft) this.skipBody();
+    const meta: PendingMeta = {};
+    for (;;) {
+      if (this.end - this.pos < 512) await this.ensure(512);
+      const avail = this.end - this.pos;
+      if (avail === 0) return null; // some writers omit the end-of-archive blocks
+      if (avail < 512) throw new OciError("HOSTILE_LAYER", "tar stream is truncated (unexpected end of data)");
+      const h = this.buf.subarray(this.pos, this.pos + 512);
+      if (isZeroBlock(h)) return null;
+      const { flag, size, padded } = blockInfo(h);
+      this.pos += 512;
+      if (isMetaFlag(flag)) {
+        if (this.end - this.pos < padded) await this.ensure(padded);
+        if (this.end - this.pos < padded) throw new OciError("HOSTILE_LAYER", "tar stream is truncated inside a metadata entry");
+        applyMeta(flag, this.buf.subarray(this.pos, this.pos + size), meta);
+        this.pos += padded;
+        continue;
+      }
+      // decodeEntry copies what it keeps (strings; pax values were copied by applyMeta).
+      const { header, bodySize } = decodeEntry(h, flag, size, meta);
+      this.bodyLeft = bodySize;
+      this.padLeft = Math.ceil(bodySize / 512) * 512 - bodySize;
+      this.bodyIsFile = header.type === "file";
+      return header;
+    }
+  }
+
+  /**
+   * Hands the current file's body to `sink` in slices of the buffer (each valid until the
+   * sink's promise, if any, settles); returns the byte count.
+   */
+  async copyBody(sink: (piece: Buffer) => Promise<void> | undefined): Promise<number> {
+    let n = 0;
+    while (this.bodyLeft > 0 && this.bodyIsFile) {
+      if (this.pos === this.end) await this.ensure(1);
+      if (this.pos === this.end) throw new OciError("HOSTILE_LAYER", "tar stream is truncated inside an entry body");
+      const k = Math.min(this.bodyLeft, this.end - this.pos);
+      const piece = this.buf.subarray(this.pos, this.pos + k);
+      this.pos += k;
+      this.bodyLeft -= k;
+      n += k;
+      const p = sink(piece);
+      if (p) await p;
+    }
+    this.skipBody();
+    return n;
+  }
+
+  /** Skips the rest of the current body and its padding: in the buffer, else by seeking. */
+  private skipBody(): void {
+    let left = this.bodyLeft + this.padLeft;
+    this.bodyLeft = this.padLeft = 0;
+    const inBuf = Math.min(left, this.end - this.pos);
+    this.pos += inBuf;
+    left -= inBuf;
+    if (left === 0) return;
+    if (this.filePos + left > this.size) throw new OciError("HOSTILE_LAYER", "tar stream is truncated inside an entry body");
+    this.filePos += left;
+  }
+}
+
+function isZeroBlock(h: Buffer): boolean {
+  for (let i = 0; i < 512; i++) if (h[i] !== 0) return false;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------

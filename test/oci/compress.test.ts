@@ -2,7 +2,7 @@
  * Template compression on every core: block-parallel gzip (independent gzip members,
  * concatenated) must be a file that PVE's tools read — `gzip -t`, GNU `tar -z` — and the
  * sandbox's template reader; the multi-threaded zstd output likewise (`zstd -t`,
- * `tar --zstd`, fzstd). The pass-2 read-ahead must keep errors and release its source.
+ * `tar --zstd`, fzstd).
  */
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
@@ -13,7 +13,6 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { buildTemplate } from "../../provider/oci";
 import { ParallelGzip } from "../../provider/oci/pgzip";
-import { ReadAhead } from "../../provider/oci/readahead";
 import { decompress as sandboxTemplateTar } from "../../sandbox/model/lxc/ostype";
 import { Entry, cleanupTmp, gnuTarExtract, requireTool, run, tmpDir, treeManifest, umociUnpack, writeOciLayout } from "./support";
 
@@ -117,53 +116,6 @@ describe("oci: parallel compression of templates", function () {
       const a = await buildTemplate({ source: `oci:${layout}:big`, compression: "gzip", cacheDir: tmpDir("oci-cache-") });
       const b = await buildTemplate({ source: `oci:${layout}:big`, compression: "gzip", cacheDir: tmpDir("oci-cache-") });
       expect(a.sha256).to.equal(b.sha256);
-    });
-  });
-
-  describe("ReadAhead", () => {
-    async function* source(n: number, size: number, log: string[], failAt?: number) {
-      try {
-        for (let i = 0; i < n; i++) {
-          if (i === failAt) throw new Error("broken layer");
-          log.push(`read ${i}`);
-          yield Buffer.alloc(size, i);
-        }
-      } finally {
-        log.push("closed");
-      }
-    }
-
-    it("reads ahead up to its limit before being consumed, then yields everything in order", async () => {
-      const log: string[] = [];
-      const ra = new ReadAhead(source(10, 1000, log), 3000);
-      await new Promise((r) => setTimeout(r, 20));
-      expect(log).to.deep.equal(["read 0", "read 1", "read 2"]);
-      const got: number[] = [];
-      for await (const c of ra) got.push(c[0]);
-      expect(got).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      expect(log[log.length - 1]).to.equal("closed");
-    });
-
-    it("passes the source's error to the consumer after the chunks before it", async () => {
-      const got: number[] = [];
-      const ra = new ReadAhead(source(5, 10, [], 3), 1 << 20);
-      let err: Error | undefined;
-      try {
-        for await (const c of ra) got.push(c[0]);
-      } catch (e) {
-        err = e as Error;
-      }
-      expect(got).to.deep.equal([0, 1, 2]);
-      expect(err?.message).to.equal("broken layer");
-    });
-
-    it("cancel() releases an unconsumed source (its finally runs)", async () => {
-      const log: string[] = [];
-      const ra = new ReadAhead(source(100, 1000, log), 2000);
-      await new Promise((r) => setTimeout(r, 20));
-      await ra.cancel();
-      expect(log[log.length - 1]).to.equal("closed");
-      expect(log.filter((l) => l.startsWith("read")).length).to.be.lessThan(5);
     });
   });
 });
