@@ -8,7 +8,7 @@
 import type { ZodTypeAny } from "zod";
 import { metrics, scrubSecrets, type Logger } from "../logging";
 import type { HttpMethod } from "./schema";
-import type { HttpResponse } from "./http";
+import type { AxiosResponse } from "axios";
 import { toSearchParams, wirePath } from "./encode";
 import {
   connectionFailure,
@@ -37,7 +37,7 @@ export interface CallSpec<S extends ZodTypeAny | undefined> {
 
 /** What one exchange gave: an HTTP answer, or a failure without one. */
 type Outcome =
-  | { kind: "response"; res: HttpResponse; text: string; json?: { data?: unknown; message?: string; errors?: Record<string, string> } }
+  | { kind: "response"; res: AxiosResponse<string>; text: string; json?: { data?: unknown; message?: string; errors?: Record<string, string> } }
   | { kind: "no-response"; code?: string; transport: ReturnType<typeof transportKind>; detail: string; message: string };
 
 /** Either the call's result, or "send again" (the delay has already been waited). */
@@ -86,7 +86,7 @@ class Call<S extends ZodTypeAny | undefined> {
 
   /** Send once. Errors other than the transport's (a failed login inside headers()) propagate. */
   private async exchange(): Promise<Outcome> {
-    let res: HttpResponse;
+    let res: AxiosResponse<string>;
     try {
       const headers: Record<string, string> = this.spec.opts.noAuth ? {} : await this.state.auth.headers(this.spec.method);
       if (this.body !== undefined) {
@@ -94,7 +94,7 @@ class Call<S extends ZodTypeAny | undefined> {
         this.bytesOut += Buffer.byteLength(this.body);
       }
       const timeout = this.spec.opts.timeoutMs ?? this.state.requestTimeoutMs;
-      res = await this.state.http.request({ method: this.spec.method, url: this.url, data: this.body, headers, timeout });
+      res = await this.state.http.request<string>({ method: this.spec.method, url: this.url, data: this.body, headers, timeout });
     } catch (e) {
       if (e instanceof PveApiError) throw e;
       const err = e as { code?: string; message?: string; cause?: { code?: string } };

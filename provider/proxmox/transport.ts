@@ -1,6 +1,6 @@
 /**
  * The transport: everything a request needs that is not about one API area. It owns the
- * connection (node:https over a TLS-checking agent: http.ts, tlsAgent.ts), the credentials (auth.ts),
+ * connection (axios over a TLS-checking agent, tlsAgent.ts), the credentials (auth.ts),
  * the server's version and clock, and runs each request through transport-call.ts:
  *  1. matched against the API schema of the server's version (detected once with GET
  *     /version; 9.1 until known) and validated locally, so nothing invalid is sent;
@@ -15,6 +15,7 @@
  * the transport; the transport knows none of them. What a retry must check about an area's
  * objects (a task, a CT, a volume) comes in as the `verifyEffect` callback.
  */
+import axios, { type AxiosInstance } from "axios";
 import type * as https from "node:https";
 import type { ZodTypeAny, z } from "zod";
 import { z as zod } from "zod";
@@ -29,7 +30,6 @@ import { PveValidationError } from "./errors";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry";
 import { zStr } from "./coerce";
 import { runCall } from "./transport-call";
-import { createHttpClient, type HttpClient } from "./http";
 
 export interface TransportOptions {
   logger?: Logger;
@@ -89,7 +89,7 @@ export interface VersionInfo {
 /** State shared by a transport and its `withLogger` views. */
 export interface TransportState {
   settings: ConnectionSettings;
-  http: HttpClient;
+  http: AxiosInstance;
   agent: https.Agent;
   auth: Authenticator;
   policy: RetryPolicy;
@@ -108,6 +108,22 @@ export interface PreparedRequest {
   version: PveVersion;
 }
 
+function createHttp(settings: ConnectionSettings, agent: https.Agent): AxiosInstance {
+  return axios.create({
+    baseURL: settings.baseUrl,
+    httpsAgent: agent,
+    // No redirects: follow-redirects would buffer request bodies (uploads) for replay.
+    maxRedirects: 0,
+    maxBodyLength: Infinity,
+    maxContentLength: 512 * 1024 * 1024,
+    proxy: false,
+    responseType: "text",
+    transformResponse: [(d) => d],
+    validateStatus: () => true,
+    decompress: true,
+  });
+}
+
 const VersionSchema = zod.object({ version: zStr, release: zStr.optional(), repoid: zStr.optional() }).passthrough();
 
 
@@ -124,7 +140,7 @@ export class PveTransport {
       login().request("POST", "/access/ticket", params, { noAuth: true, noVersionDetect: true, lockWaitMs: 0 }) as Promise<TicketData>;
     return {
       settings,
-      http: createHttpClient(settings.baseUrl, agent),
+      http: createHttp(settings, agent),
       agent,
       auth: createAuthenticator(settings.auth, post, opts.ticketRenewAfterMs ?? TICKET_RENEW_AFTER_MS),
       policy: { ...DEFAULT_RETRY_POLICY, ...(opts.retry ?? {}) },

@@ -60,7 +60,7 @@ export function providerClient(): PveClient {
   const key = configKey(cfg);
   if (!cachedClient || cachedClient.key !== key) {
     // Loaded on the first API call: a preview (check and diff only) never needs the client,
-    // its HTTP stack or the API areas (~0.2-0.3 s of module loading per command with axios).
+    // its HTTP stack (axios) or the API areas, ~0.2-0.3 s of module loading per command.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { PveClient } = require("../proxmox/client") as typeof import("../proxmox/client");
     cachedClient = { key, client: PveClient.connect(cfg as Record<string, string | undefined>, { logger: getLogger() }) };

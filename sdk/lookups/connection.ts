@@ -5,7 +5,7 @@
  * providers' own settings parser and client (schema validation, TLS pinning, typed errors,
  * secret scrubbing).
  *
- * The client code (HTTP stack, the PVE schemas) is loaded on the first lookup only, so a program
+ * The client code (axios, the PVE schemas) is loaded on the first lookup only, so a program
  * that calls none does not pay for it. One client per process and configuration keeps the
  * ticket and keep-alive connections for all lookups of a run.
  */
