@@ -221,6 +221,9 @@ function isTemplateSource(t: unknown): t is TemplateSource {
   return !!t && typeof t === "object" && "volid" in (t as object) && pulumi.Output.isInstance((t as TemplateSource).volid);
 }
 
+/** The outputs declared below (Pulumi makes an Output for each registered property). */
+const OUTPUT_KEYS = ["vmid", "node", "status", "hostname", "volids", "hwaddrs", "ipv4", "ipv6", "tags", "template", "isTemplate", "entrypoint", "env"];
+
 export class Container extends ProxmoxResource {
   declare public readonly vmid: pulumi.Output<number>;
   declare public readonly node: pulumi.Output<string>;
@@ -265,7 +268,9 @@ export class Container extends ProxmoxResource {
     } else {
       props.template = template;
     }
-    for (const k of ["vmid", "status", "volids", "hwaddrs", "ipv4", "ipv6"]) if (props[k] === undefined) props[k] = undefined;
+    // Every declared output must be a property Pulumi registers, or it is `undefined` on the
+    // object (not an Output) whenever the program leaves that input out.
+    for (const k of OUTPUT_KEYS) if (props[k] === undefined) props[k] = undefined;
     // Secret as an input too: additionalSecretOutputs covers only the outputs, so the state's
     // `inputs` and the CLI's --json events carried the password in plain text (found by
     // test/resilience/cli.test.ts, secrets check).

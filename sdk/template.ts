@@ -51,7 +51,7 @@ export class Template extends ProxmoxResource {
 
   constructor(name: string, args: TemplateArgs, opts?: pulumi.CustomResourceOptions) {
     const props: Record<string, unknown> = { ...args, resourceName: name };
-    for (const k of ["volid", "size", "format", "checksum", "checksumAlgorithm", "createdSize"]) if (props[k] === undefined) props[k] = undefined;
+    for (const k of ["volid", "size", "format", "checksum", "checksumAlgorithm", "createdSize", "storage"]) if (props[k] === undefined) props[k] = undefined;
     super("Template", name, props, opts);
   }
 }

@@ -6,7 +6,7 @@
  */
 import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
-import { Container, Noop } from "../../sdk";
+import { Container, Noop, Template } from "../../sdk";
 
 /** How many stack traces with frames `fn` formats (every `new Error().stack` read does one). */
 function stacksDuring(fn: () => void): number {
@@ -71,5 +71,22 @@ describe("sdk ProxmoxResource (program cost)", function () {
     expect(err?.message).to.contain("transform failed");
     expect(err?.stack).to.match(/\n\s+at /);
     expect(Error.stackTraceLimit).to.equal(before);
+  });
+});
+
+describe("sdk Container outputs", function () {
+  before(() =>
+    pulumi.runtime.setMocks({ newResource: (a) => ({ id: `${a.name}-id`, state: { ...a.inputs, vmid: 101, status: "running" } }), call: (a) => a.inputs }, "sdk-outputs", "test", false),
+  );
+
+  it("every declared output is an Output, also when the program leaves that input out", async () => {
+    const ct = new Container("outs-ct", { node: "pve1", template: "local:vztmpl/a.tar.zst" });
+    for (const k of ["vmid", "node", "status", "hostname", "volids", "hwaddrs", "ipv4", "ipv6", "tags", "template", "isTemplate", "entrypoint", "env"] as const) {
+      expect(pulumi.Output.isInstance(ct[k]), k).to.equal(true);
+    }
+    expect(await new Promise((r) => ct.tags.apply(r))).to.equal(undefined);
+    expect(await new Promise((r) => ct.vmid.apply(r))).to.equal(101);
+    // A Template's storage defaults in the provider; the output exists without the input.
+    expect(pulumi.Output.isInstance(new Template("outs-t", { node: "pve1", url: "https://example.test/a.tar.zst" }).storage)).to.equal(true);
   });
 });
