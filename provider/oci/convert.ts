@@ -8,7 +8,9 @@
  * of a 300 MB image to ~125 MiB; a 2 MiB young generation keeps it at ~100-110 MiB
  * (the budget is 128 MiB) and is also faster. A worker is the only way to set that limit
  * from inside an already-running process (the Pulumi provider). It also keeps the
- * provider's main thread free to answer the engine while an image converts.
+ * provider's main thread free to answer the engine while an image converts. The old
+ * generation gets a smaller growth factor while conversions run (see
+ * CONVERT_HEAP_GROWING_PERCENT below).
  */
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import * as v8 from "node:v8";
