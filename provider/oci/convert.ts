@@ -157,6 +157,11 @@ function conversionEnded(): void {
   if (--activeConversions === 0) v8.setFlagsFromString("--heap-growing-percent=0");
 }
 
+/** Worker conversions running now (while > 0, the growth factor above is in force). */
+export function workerConversionsRunning(): number {
+  return activeConversions;
+}
+
 /**
  * The conversion in a worker thread (see the module comment). Under ts-node (tests), the
  * worker registers ts-node itself, since loaders from the parent are not inherited.
