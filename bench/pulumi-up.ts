@@ -187,9 +187,9 @@ interface SizeRuns {
 const medianOf = (runs: OpRun[]) => median(runs.map((r) => r.ms)) / 1000;
 
 /** Top self-time functions of a .cpuprofile, as markdown lines. */
-function profileTop(file: string, top: number): string[] {
+function profileTop(file: string, top: number, who = "provider host"): string[] {
   const { total, top: topOf } = profileSelfTimes(file);
-  const lines = [`- provider host (${fmt(total / 1e6)} s sampled, wall clock: idle and descheduled time count too):`];
+  const lines = [`- ${who} (${fmt(total / 1e6)} s sampled, wall clock: idle and descheduled time count too):`];
   for (const [k, v] of topOf(top)) lines.push(`  - ${fmt((v / total) * 100, 1)} % ${k}`);
   return lines;
 }
@@ -274,7 +274,9 @@ async function profileProvider(newStack: (k: Kind, n: number) => Promise<PulumiS
   const preload = path.join(profDir, "exit-on-signal.js");
   fs.writeFileSync(preload, `for (const s of ["SIGINT", "SIGTERM"]) process.on(s, () => process.exit(0));\n`);
   const prof = `--cpu-prof --cpu-prof-dir=${profDir} -r ${preload}`;
-  fs.writeFileSync(path.join(binDir, "node"), `#!/bin/sh\ncase "$1" in *cmd/dynamic-provider*) exec ${process.execPath} ${prof} "$@";; esac\nexec ${process.execPath} "$@"\n`, { mode: 0o755 });
+  // BENCH_PROFILE_PROGRAM=1 profiles the program process (`@pulumi/pulumi/cmd/run`) too.
+  const program = process.env.BENCH_PROFILE_PROGRAM === "1" ? `\ncase "$1" in *cmd/run*) exec ${process.execPath} ${prof} "$@";; esac` : "";
+  fs.writeFileSync(path.join(binDir, "node"), `#!/bin/sh\ncase "$1" in *cmd/dynamic-provider*) exec ${process.execPath} ${prof} "$@";; esac${program}\nexec ${process.execPath} "$@"\n`, { mode: 0o755 });
   const stack = await newStack("ct", n);
   const sampler = new ProcSampler(fs.realpathSync(stack.projectDir));
   try {
@@ -286,12 +288,19 @@ async function profileProvider(newStack: (k: Kind, n: number) => Promise<PulumiS
     const providerPids = [...sampler.seen.entries()].filter(([, s]) => s.role.startsWith("provider host")).map(([pid]) => pid);
     const files = fs.readdirSync(profDir).filter((f) => f.endsWith(".cpuprofile") && providerPids.some((pid) => f.includes(`.${pid}.0.`)));
     if (!files.length) return [`(no provider-host profile was written: pids ${providerPids.join(", ")}, files ${fs.readdirSync(profDir).join(", ")})`];
-    return [`Where the provider host's time goes in a ${n}-container \`up\` (\`node --cpu-prof\`, one extra run; self time per function, top 12):`, "", ...profileTop(path.join(profDir, files[0]), 12)];
+    const lines = [`Where the provider host's time goes in a ${n}-container \`up\` (\`node --cpu-prof\`, one extra run; self time per function, top 12):`, "", ...profileTop(path.join(profDir, files[0]), 12)];
+    const programPids = [...sampler.seen.entries()].filter(([, s]) => s.role.startsWith("program")).map(([pid]) => pid);
+    const progFile = fs.readdirSync(profDir).find((f) => f.endsWith(".cpuprofile") && programPids.some((pid) => f.includes(`.${pid}.0.`)));
+    if (progFile) lines.push("", "The program's (`cmd/run`):", "", ...profileTop(path.join(profDir, progFile), 20, "program"));
+    return lines;
   } catch (e) {
     return [`(profile failed: ${(e as Error).message.split("\n").slice(0, 3).join(" ")})`];
   } finally {
     sampler.stop();
     dropStack(stack);
+    // BENCH_KEEP_PROFILES=DIR keeps the .cpuprofile files (for a closer look in DevTools).
+    const keep = process.env.BENCH_KEEP_PROFILES;
+    if (keep) for (const f of fs.readdirSync(profDir).filter((x) => x.endsWith(".cpuprofile"))) fs.cpSync(path.join(profDir, f), path.join(keep, f));
     fs.rmSync(profDir, { recursive: true, force: true });
   }
 }
@@ -377,11 +386,13 @@ function report(o: PulumiUpOptions, all: SizeRuns[], profile: string[], seconds:
   };
 }
 
+// `npx ts-node -T bench/pulumi-up.ts 200 [50 …] [--profile]`: only those sizes, BENCH_REPS reps
+// each (default 1); no sizes: PULUMI_FULL, what `npm run bench` runs.
 if (require.main === module) {
   const sizes = process.argv
     .slice(2)
     .filter((a) => /^\d+$/.test(a))
-    .map((a) => ({ containers: Number(a), reps: 1 }));
+    .map((a) => ({ containers: Number(a), reps: Number(process.env.BENCH_REPS ?? 1) }));
   const opts = process.argv.includes("--smoke") ? PULUMI_SMOKE : sizes.length ? { sizes, profile: process.argv.includes("--profile") } : PULUMI_FULL;
   runPulumiUp(opts)
     .then((r) => console.log(JSON.stringify(r, null, 2)))

@@ -62,33 +62,66 @@ export interface EndpointMatch {
   info: MethodInfo;
 }
 
+interface TemplateEntry {
+  template: string;
+  segments: string[];
+  /** Position in match order: fewer placeholders first (literal segments win). */
+  rank: number;
+}
+
 /** A parsed schema with a path lookup. */
 export class ApiSchema {
   private readonly byTemplate = new Map<string, SchemaNode>();
-  /** Templates split into segments, for matching concrete paths. */
-  private readonly templates: Array<{ template: string; segments: string[] }> = [];
+  /**
+   * Templates by shape — segment count, first and last segment ("*" for a placeholder) —
+   * each list in match order. A lookup tries the 4 lists its path can fall in instead of all
+   * ~700 templates (it ran on every request: `matchPath` was the provider host's top
+   * function after module loading in bench/pulumi-up).
+   */
+  private readonly byShape = new Map<string, TemplateEntry[]>();
+  /** Templates ending in `{volume}`, which also match longer paths (see matchSegments). */
+  private readonly restTemplates: TemplateEntry[] = [];
 
   constructor(readonly version: PveVersion, roots: SchemaNode[]) {
+    const all: Array<{ template: string; segments: string[] }> = [];
     const walk = (nodes: SchemaNode[]) => {
       for (const n of nodes) {
         this.byTemplate.set(n.path, n);
-        this.templates.push({ template: n.path, segments: n.path.split("/").filter(Boolean) });
+        all.push({ template: n.path, segments: n.path.split("/").filter(Boolean) });
         if (n.children) walk(n.children);
       }
     };
     walk(roots);
     // Literal segments must win over placeholders (`/nodes/{node}/lxc` vs `{vmid}`).
-    this.templates.sort((a, b) => placeholderCount(a.segments) - placeholderCount(b.segments));
+    all.sort((a, b) => placeholderCount(a.segments) - placeholderCount(b.segments));
+    all.forEach((t, rank) => {
+      const e = { ...t, rank };
+      const key = shapeKey(e.segments.length, literal(e.segments[0]), literal(e.segments[e.segments.length - 1]));
+      const list = this.byShape.get(key) ?? [];
+      list.push(e);
+      this.byShape.set(key, list);
+      if (e.segments[e.segments.length - 1] === "{volume}") this.restTemplates.push(e);
+    });
   }
 
   /** Match a concrete path (without `/api2/json`) to its template. */
   matchPath(concrete: string): { template: string; pathParams: Record<string, string> } | undefined {
     const segs = concrete.split("/").filter(Boolean);
-    for (const t of this.templates) {
-      const params = matchSegments(t.segments, segs);
-      if (params) return { template: t.template, pathParams: params };
-    }
-    return undefined;
+    const n = segs.length;
+    let best: { entry: TemplateEntry; params: Record<string, string> } | undefined;
+    const consider = (list: TemplateEntry[] | undefined) => {
+      for (const entry of list ?? []) {
+        if (best && entry.rank >= best.entry.rank) return;
+        const params = matchSegments(entry.segments, segs);
+        if (params) {
+          best = { entry, params };
+          return;
+        }
+      }
+    };
+    for (const first of [segs[0], "*"]) for (const last of [segs[n - 1], "*"]) consider(this.byShape.get(shapeKey(n, first, last)));
+    consider(this.restTemplates);
+    return best && { template: best.entry.template, pathParams: best.params };
   }
 
   /** The method description for a template, if PVE (this version) offers it. */
@@ -114,6 +147,15 @@ export class ApiSchema {
   hasTemplate(template: string): boolean {
     return this.byTemplate.has(template);
   }
+}
+
+function shapeKey(count: number, first: string | undefined, last: string | undefined): string {
+  return `${count}\u0000${first ?? ""}\u0000${last ?? ""}`;
+}
+
+/** A literal segment as itself, a `{placeholder}` as "*". */
+function literal(segment: string | undefined): string | undefined {
+  return segment?.startsWith("{") ? "*" : segment;
 }
 
 function placeholderCount(segs: string[]): number {

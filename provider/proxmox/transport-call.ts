@@ -5,10 +5,10 @@
  * logged once per call (method, path template, status, ms, bytes, retries; never headers
  * or bodies).
  */
-import type { AxiosResponse } from "axios";
 import type { ZodTypeAny } from "zod";
 import { metrics, scrubSecrets, type Logger } from "../logging";
 import type { HttpMethod } from "./schema";
+import type { AxiosResponse } from "axios";
 import { toSearchParams, wirePath } from "./encode";
 import {
   connectionFailure,

@@ -108,8 +108,6 @@ export interface PreparedRequest {
   version: PveVersion;
 }
 
-const VersionSchema = zod.object({ version: zStr, release: zStr.optional(), repoid: zStr.optional() }).passthrough();
-
 function createHttp(settings: ConnectionSettings, agent: https.Agent): AxiosInstance {
   return axios.create({
     baseURL: settings.baseUrl,
@@ -125,6 +123,9 @@ function createHttp(settings: ConnectionSettings, agent: https.Agent): AxiosInst
     decompress: true,
   });
 }
+
+const VersionSchema = zod.object({ version: zStr, release: zStr.optional(), repoid: zStr.optional() }).passthrough();
+
 
 export class PveTransport {
   protected constructor(

@@ -84,6 +84,15 @@ describe("sdk/loader makeProvider (what state holds)", function () {
     expect(again.text, "same text every run: no spurious diff on __provider").to.equal(sf.text);
   });
 
+  it("is one object per kind, so Pulumi serializes it once per program, not once per resource", async function () {
+    // @pulumi/pulumi caches the serialized provider per object (dynamic/index.js providerCache).
+    expect(makeProvider("Container")).to.equal(makeProvider("Container"));
+    expect(makeProvider("Noop")).to.not.equal(makeProvider("Container"));
+    const texts = await Promise.all(["Noop", "Container"].map(async (k) => (await serialize(makeProvider(k))).text));
+    expect(texts[0]).to.contain('kind: "Noop"');
+    expect(texts[1]).to.contain('kind: "Container"');
+  });
+
   it("delegates to the package registry resolved by name", async function () {
     // Resolves through package.json "exports" (self-reference), i.e. dist/: built by `npm test`.
     const provider = makeProvider("Noop");
