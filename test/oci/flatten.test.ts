@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { buildBundle, buildTemplate } from "../../provider/oci";
 import { readTar } from "../../provider/oci/tar";
+import { workerConversionsRunning } from "../../provider/oci/convert";
 import { layer1, mainImage } from "./images";
 import { cleanupTmp, gnuTarExtract, requireTool, tmpDir, treeManifest, umociUnpack, writeOciLayout } from "./support";
 
@@ -47,9 +48,18 @@ describe("oci: layers → rootfs (compared with umoci unpack)", function () {
   it("in a worker thread (the default outside tests): same tree, progress and typed errors come back", async function () {
     this.timeout(60_000);
     const phases = new Set<string>();
-    const r = await buildTemplate({ source: `oci:${layout}:main`, cacheDir: tmpDir("oci-cache-"), inWorker: true, onProgress: (e) => phases.add(e.phase) });
+    // The process-wide heap growth factor is set while a worker converts, and reset after
+    // (also after a failure, below).
+    let runningDuringWrite = 0;
+    const onProgress = (e: { phase: string }) => {
+      phases.add(e.phase);
+      if (e.phase === "write") runningDuringWrite = workerConversionsRunning();
+    };
+    const r = await buildTemplate({ source: `oci:${layout}:main`, cacheDir: tmpDir("oci-cache-"), inWorker: true, onProgress });
     expect(await treeManifest(await gnuTarExtract(r.file))).to.deep.equal(reference);
     expect([...phases]).to.include.members(["scan", "write", "done"]);
+    expect(runningDuringWrite).to.equal(1);
+    expect(workerConversionsRunning()).to.equal(0);
     try {
       await buildTemplate({ source: `oci:${layout}:main`, cacheDir: tmpDir("oci-cache-"), inWorker: true, maxEntries: 10 });
       throw new Error("accepted");
@@ -57,6 +67,7 @@ describe("oci: layers → rootfs (compared with umoci unpack)", function () {
       expect((err as { code?: string }).code).to.equal("LIMIT_EXCEEDED");
       expect((err as Error).message).to.include("maxEntries");
     }
+    expect(workerConversionsRunning()).to.equal(0);
   });
 
   it("keeps xattrs, setuid bits and owners in the tar, and lists each path once (dirs aside)", async () => {
