@@ -145,6 +145,11 @@ export function checkObject(
     checkProp(sub(k), schema, value[k], errors);
   }
   for (const [k, v] of Object.entries(value)) {
+    const requires = props[k]?.requires;
+    // A key that needs another (`checksum` needs `checksum-algorithm`): PVE reports it on the missing one.
+    if (typeof requires === "string" && (value[requires] === undefined || value[requires] === null)) {
+      addError(errors, sub(requires), `missing property - '${sub(k)}' requires this property`);
+    }
     if (props[k]) continue;
     const fam = familyName(k);
     if (fam && props[fam]) {

@@ -62,6 +62,18 @@ describe("PVE parameter validation", () => {
     expect(errors.bogus).to.equal("property is not defined in schema and the schema does not allow additional properties");
     expect(errors.memory).to.equal("value must have a minimum value of 16");
   });
+  it("a key that requires another is refused without it, on the missing key, as PVE's check_object does", () => {
+    const upload = loadSchema("9.1").find("POST", "/nodes/pve1/storage/local/upload")!;
+    const base = { node: "pve1", storage: "local", content: "vztmpl", filename: "a.tar.zst" };
+    expect(validateParams(upload.info.parameters!.properties, { ...base, checksum: "ab" })).to.deep.equal({
+      "checksum-algorithm": "missing property - 'checksum' requires this property",
+    });
+    expect(validateParams(upload.info.parameters!.properties, { ...base, checksum: "ab", "checksum-algorithm": "sha256" })).to.equal(undefined);
+    // `unique` only with `restore` (create).
+    expect(validateParams(create.info.parameters!.properties, { node: "pve1", vmid: 100, ostemplate: "local:vztmpl/x.tar.gz", unique: 1 })).to.deep.equal({
+      restore: "missing property - 'unique' requires this property",
+    });
+  });
   it("accepts a valid create", () => {
     expect(
       validateParams(create.info.parameters!.properties, {

@@ -129,6 +129,16 @@ describe("Backup handler (in process, against the sandbox)", function () {
     expect(err?.message).to.match(/no longer exists.*pulumi refresh/);
   });
 
+  it("protected without a storage: set right after the backup (PVE takes `protected` only with `storage`)", async () => {
+    const vmid = await container("web-p");
+    const b = await up({ vmid, protected: true, resourceName: "bk-p" });
+    expect(b.outs).to.include({ protected: true, protectedByResource: true });
+    expect(!!(await info(b.id)).protected).to.equal(true);
+    // The flag this resource set is cleared on delete, and the backup goes.
+    await handler.delete!(b.id, b.outs);
+    expect(await backups(vmid)).to.deep.equal([]);
+  });
+
   it("refresh shows notes changed outside as a notesTemplate change that `up` reverts", async () => {
     const vmid = await container("web-4");
     const base = { vmid, storage: "local", notesTemplate: "nightly {{vmid}}" };

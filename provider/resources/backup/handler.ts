@@ -99,8 +99,9 @@ async function targetStorages(vz: VzdumpApi, node: string, storage: string | und
 
 /**
  * The vzdump request for the inputs (always `remove: 0`, added by VzdumpApi). PVE accepts
- * `notes-template` only together with `storage` (its schema's `requires`); without a
- * storage, create writes the rendered notes after the backup instead.
+ * `notes-template` and `protected` only together with `storage` (the schema's `requires`:
+ * `missing property - 'protected' requires this property`); without a storage, create
+ * writes the rendered notes and the protection after the backup instead.
  */
 export function vzdumpParams(a: BackupArgs): VzdumpParams {
   const compress = a.compress ?? DEFAULT_COMPRESS;
@@ -110,7 +111,7 @@ export function vzdumpParams(a: BackupArgs): VzdumpParams {
     compress: compress === "none" ? "0" : compress,
     storage: a.storage,
     "notes-template": a.storage !== undefined ? a.notesTemplate : undefined,
-    protected: a.protected ? true : undefined,
+    protected: a.protected && a.storage !== undefined ? true : undefined,
   }) as VzdumpParams;
 }
 
@@ -216,10 +217,11 @@ async function create(inputs: Record<string, unknown>): Promise<pulumi.dynamic.C
     const item = await vz.locate(node, upid, a.vmid, a.storage, { logger: ctx.log });
     if (!item) throw new Error(`the backup task ${upid} of CT ${a.vmid} finished, but no new backup of it is listed on ${a.storage ? `storage '${a.storage}'` : `the backup storages of '${node}'`}; check the task log on the node.`);
     ctx.bind({ volume: item.volid });
-    if (a.notesTemplate !== undefined && params["notes-template"] === undefined) {
-      // Without `storage` PVE refuses notes-template (the schema's `requires`): write them now.
-      await client.storage.updateVolumeAttributes(node, item.volid, { notes: await notesFor(client, a.notesTemplate, a.vmid, node) }, { logger: ctx.log });
-    }
+    // Without `storage` PVE refuses notes-template and protected (the schema's `requires`): set them now.
+    const after: { notes?: string; protected?: boolean } = {};
+    if (a.notesTemplate !== undefined && params["notes-template"] === undefined) after.notes = await notesFor(client, a.notesTemplate, a.vmid, node);
+    if (a.protected && params.protected === undefined) after.protected = true;
+    if (Object.keys(after).length) await client.storage.updateVolumeAttributes(node, item.volid, after, { logger: ctx.log });
     const found = await readBackup(client, node, item.volid, a.vmid, ctx);
     if (!found) throw new Error(`backup ${item.volid} disappeared right after it was made; check the node's task log (a prune job?).`);
     ctx.log.info({ volume: item.volid, size: found.item.size }, "backup made");
