@@ -6,10 +6,10 @@
  * asking first (bench/pulumi-up: `destroy` of 200 CTs).
  */
 import { expect } from "chai";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
+import type { SandboxHandle } from "../../sandbox";
 import handler from "../../provider/resources/container/handler";
 import { providerClient } from "../../provider/resources/operation";
-import { useSandboxProvider, applianceTemplate } from "../support/provider";
+import { createChecked, startProviderSandbox } from "../support/provider";
 
 type Outs = Record<string, any>;
 
@@ -19,9 +19,7 @@ describe("Container delete (in process, against the sandbox)", function () {
   let template: string;
 
   before(async () => {
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    useSandboxProvider(sb);
-    template = await applianceTemplate("debian");
+    ({ sb, template } = await startProviderSandbox("debian"));
   });
   after(async () => sb?.stop());
 
@@ -36,12 +34,7 @@ describe("Container delete (in process, against the sandbox)", function () {
     ...extra,
   });
 
-  async function up(inputs: Record<string, unknown>): Promise<{ id: string; outs: Outs }> {
-    const checked = await handler.check!({}, inputs);
-    expect(checked.failures ?? []).to.deep.equal([]);
-    const r = await handler.create(checked.inputs);
-    return { id: r.id, outs: r.outs as Outs };
-  }
+  const up = (inputs: Record<string, unknown>) => createChecked<Outs>(handler, inputs);
 
   /** Requests the sandbox saw while `fn` ran, by `METHOD /template`. */
   async function requestsDuring(fn: () => Promise<unknown>): Promise<Record<string, number>> {
