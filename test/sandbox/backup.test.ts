@@ -123,7 +123,10 @@ describe("sandbox: backup, restore, clone, template (issue 16)", function () {
       const nov = await env.api("POST", "/nodes/pve1/vzdump", { form: { storage: "local" } });
       expect(nov.status).to.equal(400);
       expect(nov.json.errors).to.deep.equal({ vmid: "property is missing" });
-      const lf = await env.api("POST", "/nodes/pve1/vzdump", { form: { vmid: 100, "notes-template": "a\nb" } });
+      // notes-template needs storage (the schema's requires, checked before vzdump's own checks).
+      const nostorage = await env.api("POST", "/nodes/pve1/vzdump", { form: { vmid: 100, "notes-template": "a" } });
+      expect(nostorage.json.errors).to.deep.equal({ storage: "missing property - 'notes-template' requires this property" });
+      const lf = await env.api("POST", "/nodes/pve1/vzdump", { form: { vmid: 100, storage: "local", "notes-template": "a\nb" } });
       expect(lf.json.errors).to.deep.equal({ "notes-template": "contains a line feed" });
       const conflict = await env.api("POST", "/nodes/pve1/vzdump", { form: { vmid: 100, all: 1 } });
       expect(conflict.json.errors).to.deep.equal({ all: "option conflicts with option 'vmid'" });
