@@ -6,10 +6,10 @@
  * snapshot, no diff and no drift after each, and the check() rules naming their fields.
  */
 import { expect } from "chai";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
+import type { SandboxHandle } from "../../sandbox";
 import handler from "../../provider/resources/container/handler";
 import { providerClient } from "../../provider/resources/operation";
-import { useSandboxProvider, applianceTemplate } from "../support/provider";
+import { startProviderSandbox } from "../support/provider";
 import { VzdumpApi } from "../../provider/proxmox/vzdump";
 
 type Outs = Record<string, any>;
@@ -20,9 +20,7 @@ describe("Container clone, template conversion and restore (in process, against 
   let template: string;
 
   before(async () => {
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    useSandboxProvider(sb);
-    template = await applianceTemplate("debian");
+    ({ sb, template } = await startProviderSandbox("debian"));
   });
   after(async () => {
     if (sb) expect((await sb.admin.counters()).violationCount, "requests violating the PVE schema").to.equal(0);

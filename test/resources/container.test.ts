@@ -5,10 +5,10 @@
  * adoption, and that not one request violated the PVE schema.
  */
 import { expect } from "chai";
-import { startSandbox, type SandboxHandle } from "../../sandbox";
+import type { SandboxHandle } from "../../sandbox";
 import handler from "../../provider/resources/container/handler";
 import { providerClient } from "../../provider/resources/operation";
-import { useSandboxProvider, applianceTemplate } from "../support/provider";
+import { createChecked, startProviderSandbox } from "../support/provider";
 
 describe("Container handler (in process, against the sandbox)", function () {
   this.timeout(120_000);
@@ -16,9 +16,7 @@ describe("Container handler (in process, against the sandbox)", function () {
   let template: string;
 
   before(async () => {
-    sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 5, authFailureDelayMs: 0 });
-    useSandboxProvider(sb);
-    template = await applianceTemplate("debian");
+    ({ sb, template } = await startProviderSandbox("debian"));
   });
   after(async () => {
     await sb?.stop();
@@ -36,12 +34,7 @@ describe("Container handler (in process, against the sandbox)", function () {
     resourceName: "web",
   });
 
-  async function up(inputs: Record<string, unknown>): Promise<{ id: string; outs: Record<string, any> }> {
-    const checked = await handler.check!({}, inputs);
-    expect(checked.failures ?? []).to.deep.equal([]);
-    const r = await handler.create(checked.inputs);
-    return { id: r.id, outs: r.outs as Record<string, any> };
-  }
+  const up = (inputs: Record<string, unknown>) => createChecked(handler, inputs);
 
   async function change(inputs: Record<string, unknown>, olds: { id: string; outs: Record<string, any> }) {
     const checked = await handler.check!({}, inputs);
