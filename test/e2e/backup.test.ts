@@ -8,9 +8,8 @@
 import { expect } from "chai";
 import type { SandboxHandle } from "../../sandbox";
 import type { PveClient } from "../../provider/proxmox/client";
-import { changedResources, describeChanges, findResource, hasNoChanges, opFor, PulumiStack } from "../support/pulumi";
-import { noDrift, sandboxConfig, startCliSandbox } from "../support/e2e";
-import { applianceTemplate } from "../support/provider";
+import { changedResources, describeChanges, findResource, hasNoChanges, opFor, type PulumiStack } from "../support/pulumi";
+import { noDrift, startCliStack, stopCliStack } from "../support/e2e";
 
 interface Knobs {
   memory?: number;
@@ -55,17 +54,9 @@ describe("e2e: Backup through the real Pulumi CLI", function () {
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    ({ sb, client } = await startCliSandbox());
-    template = await applianceTemplate("alpine", "shared-nfs", "pve1", client);
-    stack = await PulumiStack.create({
-      programSource: program(template),
-      config: sandboxConfig(sb),
-    });
+    ({ sb, client, stack, template } = await startCliStack("alpine", program));
   });
-  after(async () => {
-    if (stack) await stack.remove();
-    if (sb) await sb.stop();
-  });
+  after(() => stopCliStack({ sb, stack }));
 
   let vmid: number;
   let volume: string;

@@ -9,8 +9,8 @@
 import { expect } from "chai";
 import type { SandboxHandle } from "../../sandbox";
 import type { PveClient } from "../../provider/proxmox/client";
-import { describeChanges, hasNoChanges, opFor, PulumiStack } from "../support/pulumi";
-import { noDrift, sandboxConfig, startCliSandbox } from "../support/e2e";
+import { describeChanges, hasNoChanges, opFor, type PulumiStack } from "../support/pulumi";
+import { noDrift, startCliStack, stopCliStack } from "../support/e2e";
 
 interface Knobs {
   isTemplate?: boolean;
@@ -78,19 +78,9 @@ describe("e2e: clone, template conversion and restore through the real Pulumi CL
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    ({ sb, client } = await startCliSandbox());
-    const apl = (await client.storage.aplinfo("pve1")).find((a) => a.template.startsWith("debian"))!;
-    await client.storage.aplDownloadAndWait("pve1", "local", apl.template);
-    template = `local:vztmpl/${apl.template}`;
-    stack = await PulumiStack.create({ programSource: program(template), config: sandboxConfig(sb) });
+    ({ sb, client, stack, template } = await startCliStack("debian", program, "local"));
   });
-  after(async () => {
-    if (stack) await stack.remove();
-    if (sb) {
-      expect((await sb.admin.counters()).violationCount, "requests violating the PVE schema").to.equal(0);
-      await sb.stop();
-    }
-  });
+  after(() => stopCliStack({ sb, stack }, { noViolations: true }));
 
   /** Write the program, check what the preview announces for each named resource, `up`, check the same ops. */
   async function step(k: Knobs, expected: Record<string, string>): Promise<Record<string, unknown>> {

@@ -7,9 +7,8 @@
 import { expect } from "chai";
 import type { SandboxHandle } from "../../sandbox";
 import type { PveClient } from "../../provider/proxmox/client";
-import { describeChanges, findResource, hasNoChanges, opFor, PulumiStack } from "../support/pulumi";
-import { noDrift, sandboxConfig, startCliSandbox } from "../support/e2e";
-import { applianceTemplate } from "../support/provider";
+import { describeChanges, findResource, hasNoChanges, opFor, type PulumiStack } from "../support/pulumi";
+import { noDrift, startCliStack, stopCliStack } from "../support/e2e";
 
 interface Knobs {
   node?: string;
@@ -59,17 +58,9 @@ describe("e2e: Container through the real Pulumi CLI", function () {
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    ({ sb, client } = await startCliSandbox());
-    template = await applianceTemplate("debian", "shared-nfs", "pve1", client);
-    stack = await PulumiStack.create({
-      programSource: program(template),
-      config: sandboxConfig(sb),
-    });
+    ({ sb, client, stack, template } = await startCliStack("debian", program));
   });
-  after(async () => {
-    if (stack) await stack.remove();
-    if (sb) await sb.stop();
-  });
+  after(() => stopCliStack({ sb, stack }));
 
   let vmid: number;
   /** Change the program and `up`; with `preview`, first assert what `pulumi preview` announces. */

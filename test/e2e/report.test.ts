@@ -12,9 +12,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { SandboxHandle } from "../../sandbox";
 import type { PveClient } from "../../provider/proxmox/client";
-import { PulumiStack } from "../support/pulumi";
-import { sandboxConfig, startCliSandbox } from "../support/e2e";
-import { applianceTemplate } from "../support/provider";
+import type { PulumiStack } from "../support/pulumi";
+import { startCliStack, stopCliStack } from "../support/e2e";
 
 interface Knobs {
   node?: string;
@@ -59,17 +58,9 @@ describe("e2e: pve-lxc report on pulumi preview --json (the CI steps)", function
 
   before(async function () {
     this.timeout(45 * 60 * 1000);
-    ({ sb, client } = await startCliSandbox());
-    template = await applianceTemplate("debian", "shared-nfs", "pve1", client);
-    stack = await PulumiStack.create({
-      programSource: program(template),
-      config: sandboxConfig(sb),
-    });
+    ({ sb, client, stack, template } = await startCliStack("debian", program));
   });
-  after(async () => {
-    if (stack) await stack.remove();
-    if (sb) await sb.stop();
-  });
+  after(() => stopCliStack({ sb, stack }));
 
   /** The CI steps: preview --json to a file, then pve-lxc report on it. */
   async function previewAndReport(change: Knobs, deny?: string): Promise<{ md: string; code: number; stderr: string }> {

@@ -4,8 +4,10 @@
  */
 import { startSandbox, type SandboxHandle, type SandboxOptions } from "../../sandbox";
 import { PveClient } from "../../provider/proxmox/client";
+import { expect } from "chai";
 import { pulumiPath } from "./cli";
-import type { ConfigEntry, OperationResult } from "./pulumi";
+import { PulumiStack, type ConfigEntry, type OperationResult } from "./pulumi";
+import { applianceTemplate } from "./provider";
 
 export interface CliSandbox {
   sb: SandboxHandle;
@@ -21,6 +23,31 @@ export async function startCliSandbox(opts: SandboxOptions = {}): Promise<CliSan
   const sb = await startSandbox({ port: 0, nodes: ["pve1", "pve2"], taskDurationMs: 20, authFailureDelayMs: 0, ...opts });
   const client = PveClient.connect({ endpoint: sb.endpoint, apiToken: sb.apiToken, tlsFingerprint: sb.tlsFingerprint });
   return { sb, client };
+}
+
+export interface CliStack extends CliSandbox {
+  stack: PulumiStack;
+  /** The appliance template's volid, as `program` got it. */
+  template: string;
+}
+
+/**
+ * The usual e2e fixture: a CLI sandbox, the appliance starting with `prefix` downloaded to
+ * `storage` on pve1, and a stack running `program(template)` against the sandbox.
+ */
+export async function startCliStack(prefix: string, program: (template: string) => string, storage = "shared-nfs"): Promise<CliStack> {
+  const { sb, client } = await startCliSandbox();
+  const template = await applianceTemplate(prefix, storage, "pve1", client);
+  const stack = await PulumiStack.create({ programSource: program(template), config: sandboxConfig(sb) });
+  return { sb, client, stack, template };
+}
+
+/** Remove the stack and stop the sandbox (whatever part of the fixture was made); optionally assert no request broke the PVE schema. */
+export async function stopCliStack(f: { sb?: SandboxHandle; stack?: PulumiStack }, opts: { noViolations?: boolean } = {}): Promise<void> {
+  if (f.stack) await f.stack.remove();
+  if (!f.sb) return;
+  if (opts.noViolations) expect((await f.sb.admin.counters()).violationCount, "requests violating the PVE schema").to.equal(0);
+  await f.sb.stop();
 }
 
 /** Stack config for the sandbox: endpoint, API token (as a secret) and TLS fingerprint, plus `extra`. */
